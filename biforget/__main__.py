@@ -1,0 +1,3 @@
+from biforget.cli import main
+
+main()

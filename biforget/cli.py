@@ -1,0 +1,196 @@
+"""The `biforget` command: options in, one library call, records out. Errors are mapped in `run`."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from biforget import console
+from biforget.config import ModelOptions, SeedsConfig
+from biforget.errors import BiforgetError
+
+app = typer.Typer(
+    name="biforget",
+    help="Forget sets for LLM unlearning, written by the target model itself. Records are JSONL on stdout; "
+    "messages and progress go to stderr.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+MODEL_PANEL = "Model"
+OUTPUT_PANEL = "Output and settings"
+
+# Shared options, declared once.
+TopicOpt = Annotated[str, typer.Option("--topic", "-t", help='The domain, e.g. "Harry Potter".')]
+ModelOpt = Annotated[str, typer.Option(
+    "--model", "-m", rich_help_panel=MODEL_PANEL,
+    help="'default' (SmolLM2-135M-Instruct, packaged), a local model folder, a .gguf file or a hub id.")]
+DeviceOpt = Annotated[str, typer.Option(rich_help_panel=MODEL_PANEL, help="auto, cpu, cuda or cuda:N.")]
+DtypeOpt = Annotated[str, typer.Option(rich_help_panel=MODEL_PANEL, help="auto, float32, bfloat16 or float16.")]
+QuantizeOpt = Annotated[str, typer.Option(
+    rich_help_panel=MODEL_PANEL, help="none, 8bit or 4bit (bitsandbytes); a memory option, slower on CPU.")]
+BatchSizeOpt = Annotated[int, typer.Option(rich_help_panel=MODEL_PANEL, help="Sequences per forward pass.")]
+ChatTemplateOpt = Annotated[bool, typer.Option(
+    "--chat-template/--no-chat-template", rich_help_panel=MODEL_PANEL,
+    help="Wrap prompts in the model's chat template when it has one.")]
+EmbedderOpt = Annotated[str, typer.Option(
+    rich_help_panel=MODEL_PANEL,
+    help="'default' (all-MiniLM-L6-v2, packaged), a sentence-transformers model, or 'target'.")]
+SeedOpt = Annotated[int, typer.Option(help="Run seed: the same seed and settings give the same records.")]
+OutputOpt = Annotated[Path | None, typer.Option(
+    "--output", "-o", rich_help_panel=OUTPUT_PANEL, help="Write records to FILE (flushed per line), not stdout.")]
+ResumeOpt = Annotated[bool, typer.Option(
+    "--resume", rich_help_panel=OUTPUT_PANEL, help="Continue an interrupted run: keep FILE's records, append only new ones.")]
+ConfigOpt = Annotated[Path | None, typer.Option(
+    rich_help_panel=OUTPUT_PANEL, help="TOML file with a `defaults` table and one table per command; flags override it.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", rich_help_panel=OUTPUT_PANEL,
+                                        help="No progress or info messages; warnings and errors only.")]
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from biforget import __version__
+
+        typer.echo(f"biforget {__version__}", err=True)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
+                                          help="Print the version (to stderr) and exit.")] = False,
+) -> None:
+    """Forget sets for LLM unlearning, written by the target model itself.
+
+    Records are JSON lines on stdout; messages and progress go to stderr, so commands pipe into each other.
+    """
+
+
+def _write_records(produce: Callable[[console.Tracker], Iterable[dict[str, Any]]],
+                   output: Path | None, resume: bool) -> None:
+    """Stream records to the writer as they are produced; with --resume skip ids already written."""
+    from biforget.io.jsonl import RecordWriter
+
+    with RecordWriter(output, resume=resume) as writer:
+        done = writer.existing_ids
+        with console.tracker() as tracker:
+            for record in produce(tracker):
+                if record["id"] not in done:
+                    writer.write(record)
+        where = str(output) if output else "stdout"
+        console.info(f"wrote {writer.written} record(s) to {where}"
+                     + (f" ({len(done)} already there)" if done else ""))
+
+
+@app.command()
+def seeds(
+    topic: TopicOpt,
+    count: Annotated[int, typer.Option(help="Points asked for per list.")] = SeedsConfig.count,
+    depth: Annotated[int, typer.Option(help="Levels of expansion below the top-level points.")] = SeedsConfig.depth,
+    max_points: Annotated[int, typer.Option(help="Stop after this many points.")] = SeedsConfig.max_points,
+    samples: Annotated[int, typer.Option(help="Generations per list request, merged.")] = SeedsConfig.samples,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = SeedsConfig.temperature,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = SeedsConfig.top_p,
+    max_new_tokens: Annotated[int, typer.Option(help="Tokens per list.")] = SeedsConfig.max_new_tokens,
+    dedup_threshold: Annotated[float, typer.Option(
+        help="Embedding cosine at or above which two points are the same.")] = SeedsConfig.dedup_threshold,
+    seed: SeedOpt = SeedsConfig.seed,
+    model: ModelOpt = ModelOptions.model,
+    device: DeviceOpt = ModelOptions.device,
+    dtype: DtypeOpt = ModelOptions.dtype,
+    quantize: QuantizeOpt = ModelOptions.quantize,
+    batch_size: BatchSizeOpt = ModelOptions.batch_size,
+    chat_template: ChatTemplateOpt = ModelOptions.chat_template,
+    embedder: EmbedderOpt = ModelOptions.embedder,
+    output: OutputOpt = None,
+    resume: ResumeOpt = False,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """List the domain's key points with the target model, expanding each level into sub-points."""
+    from biforget import api
+
+    console.set_quiet(quiet)
+    settings = SeedsConfig(topic=topic, count=count, depth=depth, max_points=max_points, samples=samples,
+                           temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                           dedup_threshold=dedup_threshold, seed=seed)
+    options = ModelOptions(model=model, device=device, dtype=dtype, quantize=quantize, batch_size=batch_size,
+                           chat_template=chat_template, embedder=embedder)
+    _write_records(lambda tracker: api.seeds(settings, options, tracker=tracker), output, resume)
+
+
+def _config_path(args: Sequence[str]) -> Path | None:
+    """`--config FILE` is applied before parsing, so the file can supply every other option's default."""
+    for index, arg in enumerate(args):
+        if arg == "--config" and index + 1 < len(args):
+            return Path(args[index + 1])
+        if arg.startswith("--config="):
+            return Path(arg.partition("=")[2])
+    return None
+
+
+def _default_map(args: Sequence[str]) -> dict[str, Any] | None:
+    from biforget.config import config_default_map
+
+    path = _config_path(args)
+    if path is None:
+        return None
+    group = typer.main.get_command(app)
+    commands = {name: [p.name for p in command.params if p.name]
+                for name, command in getattr(group, "commands", {}).items()}
+    return config_default_map(path, commands)
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The one table from exceptions to a one-line message on stderr and an exit code."""
+    if isinstance(exc, SystemExit):
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    if isinstance(exc, KeyboardInterrupt):
+        console.error("interrupted")
+        return 130
+    if console.debug_enabled():
+        traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, BiforgetError):
+        console.error(str(exc))
+        return exc.exit_code
+    format_message = getattr(exc, "format_message", None)
+    exit_code = getattr(exc, "exit_code", None)
+    if callable(format_message) and isinstance(exit_code, int):
+        # Typer's own usage errors (an option that does not parse, a missing option).
+        context = getattr(exc, "ctx", None)
+        where = f"{context.command_path}: " if context is not None else ""
+        console.error(f"{where}{format_message()}")
+        return exit_code
+    if isinstance(exc, typer.Abort):
+        console.error("aborted")
+        return 1
+    if isinstance(exc, MemoryError):
+        console.error("out of memory; try a smaller --batch-size or --quantize 8bit/4bit")
+        return 1
+    console.error(f"internal error: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+                  " (set BIFORGET_DEBUG=1 for a traceback)")
+    return 1
+
+
+def run(args: Sequence[str] | None = None) -> int:
+    """Run the CLI on `args` and return the exit code instead of exiting."""
+    arguments = list(sys.argv[1:] if args is None else args)
+    try:
+        result = app(args=arguments, prog_name="biforget", standalone_mode=False,
+                     default_map=_default_map(arguments))
+    except BaseException as exc:
+        return exit_code_for(exc)
+    if isinstance(result, int) and result == 130:
+        console.error("interrupted")
+    return result if isinstance(result, int) else 0
+
+
+def main() -> None:
+    sys.exit(run())

@@ -1,0 +1,143 @@
+"""The one output layer: records go to stdout through the writer; everything a person reads goes to stderr."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
+
+@dataclass
+class _State:
+    quiet: bool = False
+
+
+_state = _State()
+
+
+def set_quiet(quiet: bool) -> None:
+    """`--quiet`: no progress, no informational messages; warnings and errors still print."""
+    _state.quiet = quiet
+
+
+def is_quiet() -> bool:
+    return _state.quiet
+
+
+@lru_cache(maxsize=1)
+def stderr_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def info(message: str) -> None:
+    if not _state.quiet:
+        stderr_console().print(message, markup=False)
+
+
+def warn(message: str) -> None:
+    stderr_console().print(f"warning: {message}", style="yellow", markup=False)
+
+
+def error(message: str) -> None:
+    stderr_console().print(f"error: {message}", style="bold red", markup=False)
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("BIFORGET_DEBUG", "") not in ("", "0")
+
+
+class Tracker:
+    """What a pipeline sees of the progress display: tasks with totals, advances and a live status.
+
+    Built without a display (the library default) it does nothing, so pipelines never branch on it.
+    """
+
+    def __init__(self, display: Progress | None = None) -> None:
+        self._display = display
+
+    def start(self, description: str, total: float | None, unit: str = "it") -> int | None:
+        if self._display is None:
+            return None
+        return int(self._display.add_task(description, total=total, unit=unit, status=""))
+
+    def advance(self, task: int | None, amount: float = 1) -> None:
+        if self._display is not None and task is not None:
+            self._display.advance(task, amount)  # type: ignore[arg-type]
+
+    def status(self, task: int | None, text: str) -> None:
+        if self._display is not None and task is not None:
+            self._display.update(task, status=text)  # type: ignore[arg-type]
+
+    def finish(self, task: int | None) -> None:
+        if self._display is not None and task is not None:
+            total = self._display.tasks[task].total if task < len(self._display.tasks) else None
+            self._display.update(task, completed=total)  # type: ignore[arg-type]
+
+
+@contextmanager
+def tracker() -> Iterator[Tracker]:
+    """A Tracker drawing on stderr, or an inert one under --quiet."""
+    if _state.quiet:
+        yield Tracker(None)
+        return
+    with progress() as display:
+        yield Tracker(display)
+
+
+@contextmanager
+def progress() -> Iterator[Progress]:
+    """A progress display on stderr that never touches stdout, so JSONL on stdout stays clean."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        Task,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        """Items per second, in the unit the task names (`unit=` field, default "it")."""
+
+        def render(self, task: Task) -> Text:
+            unit = task.fields.get("unit", "it")
+            speed = task.finished_speed or task.speed
+            return Text("" if speed is None else f"{speed:,.1f} {unit}/s", style="progress.data.speed")
+
+    class StatusColumn(ProgressColumn):
+        """A free-text status a stage updates live (`status=` field), e.g. the diversity curve."""
+
+        def render(self, task: Task) -> Text:
+            return Text(str(task.fields.get("status", "")))
+
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        StatusColumn(),
+    )
+    bar = Progress(
+        *columns,
+        console=stderr_console(),
+        redirect_stdout=False,
+        redirect_stderr=False,
+        disable=_state.quiet,
+        transient=False,
+    )
+    with bar:
+        yield bar

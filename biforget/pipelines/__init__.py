@@ -1,0 +1,1 @@
+"""The stages that make forget sets: seeds (key points) so far."""

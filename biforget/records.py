@@ -1,0 +1,71 @@
+"""The JSONL record contract (SPEC section 3): ids, text of question/answer records, record construction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+Record = dict[str, Any]
+
+KINDS = ("point", "sample", "fact", "variant")
+ID_LENGTH = 16
+
+
+def make_id(**origin: Any) -> str:
+    """A short, stable hash of every field a record was made from.
+
+    Canonical JSON (sorted keys, no whitespace) makes the hash independent of argument order, so a
+    re-run with the same settings gives the same ids and any differing origin field gives a new one.
+    """
+    canonical = json.dumps(origin, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:ID_LENGTH]
+
+
+def derive_seed(seed: int, *parts: object) -> int:
+    """A 31-bit seed for one unit of work (a batch, a level), fixed by the run seed and its position."""
+    digest = hashlib.sha256(":".join(str(part) for part in (seed, *parts)).encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def short_hash(text: str, length: int = 8) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+
+
+def qa_text(question: str, answer: str) -> str:
+    """The `text` of a question/answer record; every stage builds it here so all agree."""
+    return f"{question.strip()} {answer.strip()}".strip()
+
+
+def make_record(
+    *,
+    kind: str,
+    text: str | None = None,
+    question: str | None = None,
+    answer: str | None = None,
+    topic: str | None = None,
+    parent: str | None = None,
+    stage: str,
+    gen: dict[str, Any],
+    origin: dict[str, Any],
+    scores: dict[str, float] | None = None,
+) -> Record:
+    """Build a record in the field order of the contract. `origin` feeds the id and nothing else."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown record kind {kind!r}")
+    if question is not None and answer is not None:
+        text = qa_text(question, answer)
+    if not text:
+        raise ValueError("a record needs text, or a question and an answer")
+    record: Record = {"id": make_id(stage=stage, kind=kind, topic=topic, parent=parent, **origin), "kind": kind}
+    record["text"] = text
+    if question is not None and answer is not None:
+        record["question"] = question
+        record["answer"] = answer
+    if topic is not None:
+        record["topic"] = topic
+    record["parent"] = parent
+    record["stage"] = stage
+    record["gen"] = gen
+    record["scores"] = dict(scores or {})
+    return record

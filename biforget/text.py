@@ -1,0 +1,97 @@
+"""Text helpers shared by the stages: normalisation for exact dedup, list parsing for key points."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_SPACES = re.compile(r"\s+")
+_PUNCT = re.compile(r"[^\w\s]")
+
+# A list-item marker: "1.", "1)", "(1)", "a.", "-", "*", "•", "+".
+_MARKER = re.compile(r"^\s*(?:\(?\d{1,3}[.):]|\(?[a-zA-Z][.)](?=\s)|[-*•+·–—])\s*")
+# A numbered list written on one line: "1. Alpha. 2. Beta. 3. Gamma."
+_INLINE_NUMBER = re.compile(r"(?:(?<=\s)|^)(\d{1,2})[.)]\s+")
+_PREAMBLE = re.compile(
+    r"^(here(?:'s| is| are)|sure|certainly|of course|okay|ok|below|the following|these|this list|"
+    r"i hope|note|in summary|in conclusion|let me|as an ai|key points|title)\b",
+    re.IGNORECASE,
+)
+# Explanations after a name: "Hogwarts - the school", "Hogwarts: the school", "Hogwarts (the school)".
+_EXPLANATION = re.compile(r"\s+[-–—]\s+|:\s|\s\(")
+_EMPHASIS = re.compile(r"\*\*|__|`|^#+\s*")
+_DANGLING = {"is", "are", "include", "includes", "and", "or", "the", "of", "a", "an", "to", "in", "on", "for", "with", "by", "at", "from", "&"}
+
+
+def normalise(text: str) -> str:
+    """Key for exact dedup: Unicode-folded, lower case, punctuation dropped, spaces collapsed."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return _SPACES.sub(" ", _PUNCT.sub(" ", folded)).strip()
+
+
+def _split_inline_numbering(line: str) -> list[str]:
+    """Split "1. A. 2. B. 3. C." into items when the numbers run 1, 2, 3, ... on one line."""
+    matches = list(_INLINE_NUMBER.finditer(line))
+    numbers = [int(m.group(1)) for m in matches]
+    if len(matches) < 2 or numbers != list(range(numbers[0], numbers[0] + len(numbers))):
+        return [line]
+    pieces = [line[m.start() : (matches[i + 1].start() if i + 1 < len(matches) else len(line))]
+              for i, m in enumerate(matches)]
+    head = line[: matches[0].start()].strip()
+    return ([head] if head else []) + [p.strip() for p in pieces]
+
+
+def is_repetitive(text: str) -> bool:
+    """A word or short phrase looping: "Vampires, Vampires, Vampires" or most words repeated."""
+    words = normalise(text).split()
+    if len(words) >= 3 and any(words[i] == words[i + 1] == words[i + 2] for i in range(len(words) - 2)):
+        return True
+    return len(words) >= 6 and len(set(words)) / len(words) < 0.5
+
+
+def clean_point(item: str, *, max_words: int = 12) -> str | None:
+    """Reduce one list item to a point name, or None when nothing usable is left."""
+    text = _EMPHASIS.sub("", item).strip()
+    text = _MARKER.sub("", text, count=1).strip()
+    text = _EMPHASIS.sub("", text).strip()
+    head = _EXPLANATION.split(text, maxsplit=1)[0].strip()
+    # "Label: ..." where the label is most of the item is an explanation; an empty head is not.
+    text = head or text
+    text = text.strip(" \t\"'“”‘’*_").rstrip(".,;:!").strip()
+    text = _SPACES.sub(" ", text)
+    if len(text) < 2 or is_repetitive(text):
+        return None
+    words = text.split()
+    if len(words) > max_words or words[-1].lower() in _DANGLING:
+        return None
+    return text
+
+
+def parse_point_list(output: str, *, max_words: int = 12) -> list[str]:
+    """The point names in a model's list answer, in order, without markers, preambles or explanations.
+
+    When some lines carry list markers, unmarked lines are prose around the list and are ignored;
+    when none do, every line that is not a preamble is taken as an item.
+    """
+    lines: list[str] = []
+    for raw in output.splitlines():
+        lines.extend(_split_inline_numbering(raw.strip()))
+    lines = [line for line in lines if line.strip()]
+    marked = [bool(_MARKER.match(line)) for line in lines]
+    any_marked = any(marked)
+    points: list[str] = []
+    seen: set[str] = set()
+    for line, has_marker in zip(lines, marked, strict=True):
+        if any_marked and not has_marker:
+            continue
+        bare = _MARKER.sub("", _EMPHASIS.sub("", line), count=1).strip()
+        if _PREAMBLE.match(bare) or (not has_marker and bare.endswith(":")):
+            continue
+        point = clean_point(line, max_words=max_words)
+        if point is None:
+            continue
+        key = normalise(point)
+        if key and key not in seen:
+            seen.add(key)
+            points.append(point)
+    return points
