@@ -58,15 +58,20 @@ def debug_enabled() -> bool:
 class Tracker:
     """What a pipeline sees of the progress display: tasks with totals, advances and a live status.
 
-    Built without a display (the library default) it does nothing, so pipelines never branch on it.
+    The display starts with the first task, so a command that fails early prints no empty bar. Built
+    without a display (the library default, or --quiet) it does nothing and pipelines never branch on it.
     """
 
     def __init__(self, display: Progress | None = None) -> None:
         self._display = display
+        self._started = False
 
     def start(self, description: str, total: float | None, unit: str = "it") -> int | None:
         if self._display is None:
             return None
+        if not self._started:
+            self._display.start()
+            self._started = True
         return int(self._display.add_task(description, total=total, unit=unit, status=""))
 
     def advance(self, task: int | None, amount: float = 1) -> None:
@@ -77,24 +82,24 @@ class Tracker:
         if self._display is not None and task is not None:
             self._display.update(task, status=text)  # type: ignore[arg-type]
 
-    def finish(self, task: int | None) -> None:
-        if self._display is not None and task is not None:
-            total = self._display.tasks[task].total if task < len(self._display.tasks) else None
-            self._display.update(task, completed=total)  # type: ignore[arg-type]
+    def close(self) -> None:
+        if self._display is not None and self._started:
+            self._display.stop()
+            self._started = False
 
 
 @contextmanager
 def tracker() -> Iterator[Tracker]:
     """A Tracker drawing on stderr, or an inert one under --quiet."""
-    if _state.quiet:
-        yield Tracker(None)
-        return
-    with progress() as display:
-        yield Tracker(display)
+    display = None if _state.quiet else make_progress()
+    handle = Tracker(display)
+    try:
+        yield handle
+    finally:
+        handle.close()
 
 
-@contextmanager
-def progress() -> Iterator[Progress]:
+def make_progress() -> Progress:
     """A progress display on stderr that never touches stdout, so JSONL on stdout stays clean."""
     from rich.progress import (
         BarColumn,
@@ -131,7 +136,7 @@ def progress() -> Iterator[Progress]:
         TimeRemainingColumn(),
         StatusColumn(),
     )
-    bar = Progress(
+    return Progress(
         *columns,
         console=stderr_console(),
         redirect_stdout=False,
@@ -139,5 +144,3 @@ def progress() -> Iterator[Progress]:
         disable=_state.quiet,
         transient=False,
     )
-    with bar:
-        yield bar

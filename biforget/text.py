@@ -8,8 +8,11 @@ import unicodedata
 _SPACES = re.compile(r"\s+")
 _PUNCT = re.compile(r"[^\w\s]")
 
-# A list-item marker: "1.", "1)", "(1)", "a.", "-", "*", "•", "+".
-_MARKER = re.compile(r"^\s*(?:\(?\d{1,3}[.):]|\(?[a-zA-Z][.)](?=\s)|[-*•+·–—])\s*")
+# A list-item marker: "1.", "1)", "(1)", "a.", "A:", "-", "*", "•", "+".
+_MARKER = re.compile(r"^\s*(?:\(?\d{1,3}[.):]|\(?[a-zA-Z][.):](?=\s)|[-*•+·–—])\s*")
+# A second label right after the first marker: "* A: Hogwarts", "A: 1. Hogwarts". A letter with a
+# period is left alone there, so "1. E. coli" keeps its "E.".
+_INNER_MARKER = re.compile(r"^(?:\(?\d{1,3}[.):]|\(?[a-zA-Z][):])\s+")
 # A numbered list written on one line: "1. Alpha. 2. Beta. 3. Gamma."
 _INLINE_NUMBER = re.compile(r"(?:(?<=\s)|^)(\d{1,2})[.)]\s+")
 _PREAMBLE = re.compile(
@@ -41,6 +44,14 @@ def _split_inline_numbering(line: str) -> list[str]:
     return ([head] if head else []) + [p.strip() for p in pieces]
 
 
+def _strip_markers(text: str) -> str:
+    """Drop a list marker and a label right after it ("* A: x" -> "x", "A: 1. x" -> "x")."""
+    stripped = _MARKER.sub("", text, count=1).strip()
+    if stripped != text.strip():
+        stripped = _INNER_MARKER.sub("", stripped, count=1).strip()
+    return stripped
+
+
 def is_repetitive(text: str) -> bool:
     """A word or short phrase looping: "Vampires, Vampires, Vampires" or most words repeated."""
     words = normalise(text).split()
@@ -52,7 +63,7 @@ def is_repetitive(text: str) -> bool:
 def clean_point(item: str, *, max_words: int = 12) -> str | None:
     """Reduce one list item to a point name, or None when nothing usable is left."""
     text = _EMPHASIS.sub("", item).strip()
-    text = _MARKER.sub("", text, count=1).strip()
+    text = _strip_markers(text)
     text = _EMPHASIS.sub("", text).strip()
     head = _EXPLANATION.split(text, maxsplit=1)[0].strip()
     # "Label: ..." where the label is most of the item is an explanation; an empty head is not.
@@ -84,7 +95,7 @@ def parse_point_list(output: str, *, max_words: int = 12) -> list[str]:
     for line, has_marker in zip(lines, marked, strict=True):
         if any_marked and not has_marker:
             continue
-        bare = _MARKER.sub("", _EMPHASIS.sub("", line), count=1).strip()
+        bare = _strip_markers(_EMPHASIS.sub("", line))
         if _PREAMBLE.match(bare) or (not has_marker and bare.endswith(":")):
             continue
         point = clean_point(line, max_words=max_words)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from biforget.errors import ModelError
-from biforget.models.hf import HFTextModel, quiet_hf_libraries, resolve_device
+from biforget.models.hf import HFTextModel, _hub_reachable, quiet_hf_libraries, resolve_device
 from biforget.models.sources import DEFAULT_EMBEDDER, DEFAULT_EMBEDDER_NAME, default_embedder_dir
 
 TARGET_EMBEDDER = "target"
@@ -28,8 +29,17 @@ class SentenceTransformerEmbedder:
 
         location = str(default_embedder_dir()) if local else spec
         name = DEFAULT_EMBEDDER_NAME if local else spec
+        on_disk = local or Path(spec).expanduser().exists()
         try:
-            model = SentenceTransformer(location, device=resolve_device(device))
+            try:
+                model = SentenceTransformer(location, device=resolve_device(device), local_files_only=not on_disk)
+            except OSError:
+                if on_disk or not _hub_reachable():
+                    raise ModelError(
+                        f"cannot load embedder {spec!r}: not a local folder, not in the Hugging Face cache, "
+                        "and the hub is unreachable; use --embedder default or a local folder"
+                    ) from None
+                model = SentenceTransformer(location, device=resolve_device(device))
         except ModelError:
             raise
         except Exception as exc:

@@ -5,6 +5,7 @@ Imported only when a model is actually loaded, so the CLI's help never pays for 
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -36,8 +37,15 @@ def quiet_hf_libraries(*, offline: bool) -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    from huggingface_hub.utils import logging as hub_logging
+
+    hub_logging.set_verbosity_error()
     warnings.filterwarnings("ignore", module="transformers")
     warnings.filterwarnings("ignore", module="bitsandbytes")
+    # bitsandbytes reports through `logging`, not `warnings`: on CPU its 8-bit matmul logs a float16-cast
+    # warning on every call of every quantised layer (hundreds of stderr lines per forward pass), and its
+    # import logs a missing optional `kernels` package. Keep its errors only.
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
 
 def resolve_device(requested: str) -> str:
@@ -79,6 +87,37 @@ def _quantization(options: ModelOptions, dtype: torch.dtype) -> Any:
     return BitsAndBytesConfig(
         load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype, bnb_4bit_use_double_quant=True
     )
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the hub's host resolves and accepts a connection; a closed network fails in milliseconds
+    here, where the hub client would retry for most of a minute."""
+    import socket
+    from urllib.parse import urlparse
+
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    host = urlparse(endpoint).hostname or "huggingface.co"
+    port = urlparse(endpoint).port or 443
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _from_pretrained(loader: Any, source: ModelSource, **kwargs: Any) -> Any:
+    """Load from a local source, or from a hub id: the local HF cache first, then the hub if reachable."""
+    if source.local:
+        return loader.from_pretrained(source.location, **kwargs)
+    try:
+        return loader.from_pretrained(source.location, local_files_only=True, **kwargs)
+    except OSError:
+        if not _hub_reachable():
+            raise ModelError(
+                f"cannot load model {source.name!r}: not in the local Hugging Face cache and the hub is "
+                "unreachable; pass a local folder or .gguf file, or --model default"
+            ) from None
+    return loader.from_pretrained(source.location, **kwargs)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -131,8 +170,8 @@ class HFTextModel:
             kwargs["device_map"] = {"": device}
         try:
             tokenizer_kwargs = {"gguf_file": source.gguf_file} if source.gguf_file else {}
-            tokenizer = AutoTokenizer.from_pretrained(source.location, **tokenizer_kwargs)
-            model = AutoModelForCausalLM.from_pretrained(source.location, **kwargs)
+            tokenizer = _from_pretrained(AutoTokenizer, source, **tokenizer_kwargs)
+            model = _from_pretrained(AutoModelForCausalLM, source, **kwargs)
         except ModelError:
             raise
         except (OSError, ValueError, RuntimeError, ImportError, KeyError) as exc:
@@ -269,7 +308,10 @@ class HFTextModel:
                 chosen = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
                 probs = log_probs.exp()
                 expected = (probs * log_probs).sum(-1)
-                variance = (probs * log_probs.square()).sum(-1) - expected.square()
+                # Two-pass variance: E[l^2] - E[l]^2 cancels catastrophically in float32 when E[l^2] is
+                # large (~116 for a flat distribution over 49k tokens), an error of ~1e-4 that also made
+                # a text's variance depend on how it was batched.
+                variance = (probs * (log_probs - expected.unsqueeze(-1)).square()).sum(-1)
                 results[text_index] = TokenLogprobs(
                     token_ids=targets.cpu().numpy(),
                     logprobs=chosen.cpu().numpy(),

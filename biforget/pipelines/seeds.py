@@ -55,6 +55,9 @@ def generate_points(
     # The topic itself is never a point of itself.
     dedup.add(config.topic, embedder.embed([config.topic])[0])
     settings = config.settings()
+    # Ids hash what shapes a point's text; how deep or how far a run goes does not, so a deeper re-run
+    # with --resume keeps the points it already has.
+    origin_settings = {k: v for k, v in settings.items() if k not in ("depth", "max_points")}
     kept = 0
     parents: list[Record | None] = [None]
     prompts_per_batch = max(1, model.batch_size // config.samples)
@@ -110,8 +113,9 @@ def generate_points(
                         gen=gen,
                         origin={
                             "model": model.name,
+                            "embedder": embedder.name,
                             "template": template.provenance(),
-                            "settings": settings,
+                            "settings": origin_settings,
                             "depth": depth,
                             "position": position,
                         },
