@@ -192,8 +192,12 @@ class RecordWriter:
             raise UsageError("--resume needs -o FILE: there is no file to resume from")
         if self.path is None:
             self._stream: IO[str] = sys.stdout
+            # Records are UTF-8 whatever the locale says (a cp1252 or latin-1 stdout would garble or
+            # crash on them), so they go to the byte layer beneath stdout when there is one.
+            self._bytes: IO[bytes] | None = getattr(sys.stdout, "buffer", None)
             self._owned = False
             return
+        self._bytes = None
         if self.path.is_dir():
             raise UsageError(f"{self.path}: is a directory; -o needs a file")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -220,8 +224,14 @@ class RecordWriter:
         return {str(record.get("id")) for record in self.existing}
 
     def write(self, record: Record) -> None:
-        self._stream.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
-        self._stream.flush()
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+        if self._bytes is not None:
+            self._stream.flush()  # anything already written through the text layer goes first
+            self._bytes.write(line.encode("utf-8"))
+            self._bytes.flush()
+        else:
+            self._stream.write(line)
+            self._stream.flush()
         self.written += 1
 
     def write_all(self, records: Iterable[Record]) -> int:
