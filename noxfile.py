@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import nox
@@ -32,19 +33,29 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
+    """The main job on the default model, small enough for a few minutes on 2 CPU cores."""
     install(session)
     out = os.path.join(session.create_tmp(), "demo")
     os.makedirs(out, exist_ok=True)
-    points = os.path.join(out, "points.jsonl")
-    session.log("Listing the key points of the Harry Potter domain with the default model")
+    forget_set = os.path.join(out, "hp.jsonl")
+    trace = os.path.join(out, "diversity.jsonl")
+    if os.path.exists(forget_set):
+        os.remove(forget_set)
+    session.log("Stage I: the default model lists Harry Potter key points, then writes text about each")
     session.run(
-        "biforget", "seeds", "--topic", "Harry Potter", "--count", "4", "--depth", "1",
-        "--seed", "1", "-o", points,
+        "biforget", "synthesize", "--topic", "Harry Potter",
+        "--count", "3", "--depth", "1", "--max-points", "6",
+        "--templates", "info/rewrite,info/summarise,qa/who-what", "--temperatures", "0.8,1.0",
+        "--samples", "1", "--rounds", "1", "--max-new-tokens", "96", "--check-every", "8",
+        "--seed", "1", "-o", forget_set, "--trace", trace,
     )
-    session.log(f"Points written to {points}:")
-    with open(points, encoding="utf-8") as handle:
-        for line in handle:
-            session.log(line.rstrip())
+    session.log(f"Forget set: {forget_set}")
+    with open(forget_set, encoding="utf-8") as handle:
+        records = [json.loads(line) for line in handle]
+    for record in records[:6]:
+        gen = record["gen"]
+        session.log(f"[{gen['template']} t={gen['temperature']}] ({gen['point']}) {record['text'][:160]}")
+    session.log(f"{len(records)} records; diversity curve in {trace}")
 
 
 @nox.session

@@ -6,13 +6,13 @@ import sys
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
 from biforget import console
-from biforget.config import ModelOptions, SeedsConfig
-from biforget.errors import BiforgetError
+from biforget.config import ModelOptions, SeedsConfig, SynthesizeConfig, parse_float_list
+from biforget.errors import BiforgetError, UsageError
 
 app = typer.Typer(
     name="biforget",
@@ -50,6 +50,10 @@ ResumeOpt = Annotated[bool, typer.Option(
     "--resume", rich_help_panel=OUTPUT_PANEL, help="Continue an interrupted run: keep FILE's records, append only new ones.")]
 ConfigOpt = Annotated[Path | None, typer.Option(
     rich_help_panel=OUTPUT_PANEL, help="TOML file with a `defaults` table and one table per command; flags override it.")]
+InputOpt = Annotated[str | None, typer.Option(
+    "--input", "-i", rich_help_panel=OUTPUT_PANEL, help="Read records from FILE ('-' for stdin); default: piped stdin.")]
+OnErrorOpt = Annotated[str, typer.Option(
+    rich_help_panel=OUTPUT_PANEL, help="fail: stop at a bad input line; skip: count it, warn, go on.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", rich_help_panel=OUTPUT_PANEL,
                                         help="No progress or info messages; warnings and errors only.")]
 
@@ -73,7 +77,7 @@ def _main(
     """
 
 
-def _write_records(produce: Callable[[console.Tracker], Iterable[dict[str, Any]]],
+def _write_records(produce: Callable[[console.Tracker, list[dict[str, Any]]], Iterable[dict[str, Any]]],
                    output: Path | None, resume: bool) -> None:
     """Stream records to the writer as they are produced; with --resume skip ids already written."""
     from biforget.io.jsonl import RecordWriter
@@ -81,8 +85,8 @@ def _write_records(produce: Callable[[console.Tracker], Iterable[dict[str, Any]]
     with RecordWriter(output, resume=resume) as writer:
         done = writer.existing_ids
         with console.tracker() as tracker:
-            for record in produce(tracker):
-                if record["id"] not in done:
+            for record in produce(tracker, writer.existing):
+                if record.get("id") is None or record["id"] not in done:
                     writer.write(record)
         where = str(output) if output else "stdout"
         console.info(f"wrote {writer.written} record(s) to {where}"
@@ -123,7 +127,73 @@ def seeds(
                            dedup_threshold=dedup_threshold, seed=seed)
     options = ModelOptions(model=model, device=device, dtype=dtype, quantize=quantize, batch_size=batch_size,
                            chat_template=chat_template, embedder=embedder)
-    _write_records(lambda tracker: api.seeds(settings, options, tracker=tracker), output, resume)
+    _write_records(lambda tracker, _: api.seeds(settings, options, tracker=tracker), output, resume)
+
+
+@app.command()
+def synthesize(
+    topic: Annotated[str | None, typer.Option("--topic", "-t", help="The domain; with no point records on "
+                                              "input, the points are listed first (seeds options apply).")] = None,
+    templates: Annotated[str, typer.Option(help="Comma-separated families (info, qa, user) or template ids.")] = ",".join(
+        SynthesizeConfig.templates),
+    template_dir: Annotated[Path | None, typer.Option(help="A folder with your own templates in info/ and qa/.")] = None,
+    temperatures: Annotated[str, typer.Option(help="Comma-separated sampling temperatures.")] = ",".join(
+        str(t) for t in SynthesizeConfig.temperatures),
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = SynthesizeConfig.top_p,
+    samples: Annotated[int, typer.Option(help="Samples per template x temperature x point.")] = SynthesizeConfig.samples,
+    max_new_tokens: Annotated[int, typer.Option(help="Tokens per sample.")] = SynthesizeConfig.max_new_tokens,
+    rounds: Annotated[int, typer.Option(help="Passes over the points with fresh samples.")] = SynthesizeConfig.rounds,
+    dedup_threshold: Annotated[float, typer.Option(help="Cosine at or above which a sample is a near-duplicate.")
+                               ] = SynthesizeConfig.dedup_threshold,
+    min_words: Annotated[int, typer.Option(help="Drop cleaned outputs shorter than this.")] = SynthesizeConfig.min_words,
+    check_every: Annotated[int, typer.Option(help="Accepted samples between convergence checks.")
+                           ] = SynthesizeConfig.check_every,
+    epsilon: Annotated[float, typer.Option(help="Stop when diversity gains less than this between checks.")
+                       ] = SynthesizeConfig.epsilon,
+    max_samples: Annotated[int, typer.Option(help="Hard cap on accepted samples.")] = SynthesizeConfig.max_samples,
+    trace: Annotated[Path | None, typer.Option(help="Write the diversity curve here as JSONL.")] = None,
+    count: Annotated[int, typer.Option(help="seeds: points per list (with --topic).")] = SeedsConfig.count,
+    depth: Annotated[int, typer.Option(help="seeds: levels of expansion (with --topic).")] = SeedsConfig.depth,
+    max_points: Annotated[int, typer.Option(help="seeds: most points (with --topic).")] = SeedsConfig.max_points,
+    seed: SeedOpt = SynthesizeConfig.seed,
+    model: ModelOpt = ModelOptions.model,
+    device: DeviceOpt = ModelOptions.device,
+    dtype: DtypeOpt = ModelOptions.dtype,
+    quantize: QuantizeOpt = ModelOptions.quantize,
+    batch_size: BatchSizeOpt = ModelOptions.batch_size,
+    chat_template: ChatTemplateOpt = ModelOptions.chat_template,
+    embedder: EmbedderOpt = ModelOptions.embedder,
+    input: InputOpt = None,
+    on_error: OnErrorOpt = "fail",
+    output: OutputOpt = None,
+    resume: ResumeOpt = False,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Write Stage I forget-set text: every point through every template and temperature, until diversity
+    converges."""
+    from biforget import api
+    from biforget.io.jsonl import iter_records, open_input
+
+    console.set_quiet(quiet)
+    settings = SynthesizeConfig(
+        topic=topic, templates=tuple(t.strip() for t in templates.split(",") if t.strip()),
+        template_dir=template_dir, temperatures=parse_float_list("--temperatures", temperatures), top_p=top_p,
+        samples=samples, max_new_tokens=max_new_tokens, rounds=rounds, dedup_threshold=dedup_threshold,
+        min_words=min_words, check_every=check_every, epsilon=epsilon, max_samples=max_samples, seed=seed)
+    seeds_settings = SeedsConfig(topic=topic, count=count, depth=depth, max_points=max_points, seed=seed) if topic else None
+    options = ModelOptions(model=model, device=device, dtype=dtype, quantize=quantize, batch_size=batch_size,
+                           chat_template=chat_template, embedder=embedder)
+    source = open_input(input, on_error=_on_error(on_error))
+    _write_records(lambda tracker, existing: api.synthesize(
+        settings, options, records=iter_records(source), seeds_config=seeds_settings, existing=existing,
+        trace=trace, tracker=tracker), output, resume)
+
+
+def _on_error(value: str) -> Literal["fail", "skip"]:
+    if value not in ("fail", "skip"):
+        raise UsageError(f"--on-error must be fail or skip, not {value!r}")
+    return "fail" if value == "fail" else "skip"
 
 
 def _config_path(args: Sequence[str]) -> Path | None:
@@ -164,6 +234,12 @@ def exit_code_for(exc: BaseException) -> int:
     exit_code = getattr(exc, "exit_code", None)
     if callable(format_message) and isinstance(exit_code, int):
         # Typer's own usage errors (an option that does not parse, a missing option).
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            # Bare `biforget`: the help is the answer (rich has printed it already, plain Click carries
+            # it as the message), not an "error:" line with nothing after it.
+            if format_message().strip():
+                print(format_message(), file=sys.stderr)
+            return exit_code
         context = getattr(exc, "ctx", None)
         where = f"{context.command_path}: " if context is not None else ""
         console.error(f"{where}{format_message()}")

@@ -155,3 +155,59 @@ def config_default_map(
         if merged:
             result[command] = merged
     return result
+
+
+def parse_float_list(flag: str, value: str | Sequence[float]) -> tuple[float, ...]:
+    """`0.6,0.8,1.0` or a sequence of numbers, as a tuple; an unparsable item is a usage error."""
+    if not isinstance(value, str):
+        return tuple(float(v) for v in value)
+    try:
+        items = tuple(float(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise UsageError(f"{flag} must be comma-separated numbers such as 0.6,0.8,1.0, not {value!r}") from None
+    if not items:
+        raise UsageError(f"{flag} must name at least one value")
+    return items
+
+
+@dataclass(frozen=True)
+class SynthesizeConfig:
+    """`biforget synthesize`: Stage I, seed-guided synthesis until diversity converges."""
+
+    topic: str | None = None
+    templates: tuple[str, ...] = ("info", "qa")
+    template_dir: Path | None = None
+    temperatures: tuple[float, ...] = (0.6, 0.8, 1.0, 1.2)
+    top_p: float = 0.95
+    samples: int = 4
+    max_new_tokens: int = 300
+    rounds: int = 4
+    dedup_threshold: float = 0.95
+    min_words: int = 12
+    check_every: int = 100
+    epsilon: float = 0.001
+    max_samples: int = 5000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.templates:
+            raise UsageError("--templates must name at least one family or template id")
+        if not self.temperatures:
+            raise UsageError("--temperatures must name at least one value")
+        for temperature in self.temperatures:
+            check_sampling(temperature, self.top_p)
+        for flag, value in (("--samples", self.samples), ("--max-new-tokens", self.max_new_tokens),
+                            ("--rounds", self.rounds), ("--check-every", self.check_every),
+                            ("--max-samples", self.max_samples), ("--min-words", self.min_words)):
+            check_positive(flag, value)
+        check_unit("--dedup-threshold", self.dedup_threshold)
+        if self.epsilon < 0:
+            raise UsageError(f"--epsilon must be 0 or more, not {self.epsilon}")
+
+    def settings(self) -> dict[str, Any]:
+        values = asdict(self)
+        values.pop("topic")
+        values["template_dir"] = str(self.template_dir) if self.template_dir else None
+        values["templates"] = list(self.templates)
+        values["temperatures"] = list(self.temperatures)
+        return values

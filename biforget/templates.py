@@ -92,6 +92,17 @@ def builtin_template(template_id: str, *, allowed: Iterable[str], required: Iter
     return load_template(path, template_id, allowed=allowed, required=required)
 
 
+def load_folder(
+    folder: Path, prefix: str, *, allowed: Iterable[str], required: Iterable[str] = ()
+) -> list[Template]:
+    """Every `*.txt` template in one folder (none when it does not exist), ids `prefix/stem`."""
+    allowed, required = list(allowed), list(required)
+    if not folder.is_dir():
+        return []
+    return [load_template(path, f"{prefix}/{path.stem}", allowed=allowed, required=required)
+            for path in sorted(folder.glob("*.txt"))]
+
+
 def load_family(
     family: str, *, allowed: Iterable[str], required: Iterable[str] = (), extra_dir: Path | None = None
 ) -> list[Template]:

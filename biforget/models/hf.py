@@ -150,6 +150,8 @@ class HFTextModel:
         # Score a text the way published detectors do: with BOS only if the tokenizer adds one by default.
         self.prepends_bos = bos is not None and with_special[:1] == [bos] and plain[:1] != [bos]
         self.max_length = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
+        # Tokens generated so far (padding and end-of-sequence excluded), for rates and benchmarks.
+        self.generated_tokens = 0
 
     @classmethod
     def load(cls, source: ModelSource, options: ModelOptions) -> HFTextModel:
@@ -261,6 +263,7 @@ class HFTextModel:
                 torch.manual_seed(derive_seed(seed, "batch", index))
                 output = self.model.generate(input_ids=ids, attention_mask=mask, **options)
             new_tokens = output[:, ids.shape[1]:]
+            self.generated_tokens += int((new_tokens != self.tokenizer.pad_token_id).sum())
             texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
             for row, prompt_index in enumerate(batch):
                 chunk = texts[row * draws : (row + 1) * draws]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from biforget.clean import is_refusal
 from biforget.config import SeedsConfig
 from biforget.console import Tracker
 from biforget.dedup import Deduplicator
@@ -41,7 +42,7 @@ def _merged_candidates(outputs: list[str]) -> list[str]:
     """Points from several generations for one request, in order of first appearance."""
     merged: list[str] = []
     for output in outputs:
-        merged.extend(parse_point_list(output))
+        merged.extend(point for point in parse_point_list(output) if not is_refusal(point))
     return merged
 
 
@@ -71,6 +72,8 @@ def generate_points(
         task = tracker.start(f"seeds: level {depth}", total=len(requests), unit="lists")
         next_parents: list[Record | None] = []
         for batch_index, start in enumerate(range(0, len(requests), prompts_per_batch)):
+            if kept >= config.max_points:
+                break  # the cap is reached: generating the level's remaining lists would be wasted
             batch = requests[start : start + prompts_per_batch]
             outputs = model.generate(
                 [request.prompt for request in batch],

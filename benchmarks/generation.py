@@ -1,0 +1,106 @@
+"""Stage I generation speed: the original scripts' loop, biforget's synthesis path, plain batched generate.
+
+Same model, same prompts, same number of new tokens, one run, generated tokens counted (padding and
+end-of-sequence excluded). Prints tokens/s for each path and the ratios the project targets:
+biforget / one-at-a-time >= 5, biforget within 15% of plain batched generate.
+
+    python benchmarks/generation.py                 # 64 prompts x 64 new tokens, default model
+    python benchmarks/generation.py --prompts 16    # a quicker look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import torch
+
+from biforget.config import ModelOptions, SynthesizeConfig
+from biforget.models import load_embedder, load_text_model
+from biforget.models.hf import HFTextModel
+from biforget.pipelines.synthesize import plan_batches, select_templates, synthesize_samples
+from biforget.records import make_record
+
+POINTS = [
+    "Hogwarts School of Witchcraft and Wizardry", "Lord Voldemort", "Quidditch", "The Philosopher's Stone",
+    "Diagon Alley", "Severus Snape", "The Triwizard Tournament", "Gryffindor House",
+]
+
+
+def build_points(count: int) -> list[dict[str, object]]:
+    texts = [POINTS[i % len(POINTS)] + ("" if i < len(POINTS) else f" ({i // len(POINTS) + 1})") for i in range(count)]
+    return [make_record(kind="point", text=t, topic="Harry Potter", parent=None, stage="seeds", gen={},
+                        origin={"i": i}) for i, t in enumerate(texts)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--prompts", type=int, default=64)
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=ModelOptions.batch_size)
+    parser.add_argument("--temperature", type=float, default=0.8)
+    args = parser.parse_args()
+
+    options = ModelOptions(model=args.model, batch_size=args.batch_size)
+    model = load_text_model(options)
+    assert isinstance(model, HFTextModel)
+    embedder = load_embedder(options)
+    templates = select_templates(["info", "qa"])
+    # One template per prompt keeps exactly `--prompts` prompts: points x templates.
+    points = build_points(max(1, args.prompts // len(templates)))
+    settings = SynthesizeConfig(topic="Harry Potter", temperatures=(args.temperature,), samples=1, rounds=1,
+                                max_new_tokens=args.new_tokens, check_every=10**9, max_samples=10**9,
+                                min_words=1, seed=0)
+    units = [u for batch in plan_batches(points, templates, settings, 10**9) for u in batch][: args.prompts]
+    prompts = [u.template.render(point=u.point["text"], topic="Harry Potter") for u in units]
+    print(f"{len(prompts)} prompts x {args.new_tokens} new tokens, model {model.name}, "
+          f"batch size {args.batch_size}, torch threads {torch.get_num_threads()}", file=sys.stderr)
+
+    def timed(label: str, work: object) -> dict[str, float]:
+        before = model.generated_tokens
+        start = time.perf_counter()
+        work()  # type: ignore[operator]
+        seconds = time.perf_counter() - start
+        tokens = model.generated_tokens - before
+        print(f"  {label}: {tokens} tokens in {seconds:.1f} s = {tokens / seconds:.1f} tokens/s", file=sys.stderr)
+        return {"tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds}
+
+    def one_at_a_time() -> None:
+        for index, prompt in enumerate(prompts):
+            model.generate([prompt], temperature=args.temperature, top_p=0.95, max_new_tokens=args.new_tokens,
+                           n=1, seed=index)
+
+    def synthesis_path() -> None:
+        list(synthesize_samples(model, embedder, points, settings))
+
+    def plain_batched() -> None:
+        tokenizer = model.tokenizer
+        rendered = [model.render(p) for p in prompts]
+        for start in range(0, len(rendered), args.batch_size):
+            batch = tokenizer(rendered[start : start + args.batch_size], return_tensors="pt", padding=True,
+                              add_special_tokens=False).to(model.device)
+            with torch.inference_mode():
+                out = model.model.generate(**batch, do_sample=True, temperature=args.temperature, top_p=0.95,
+                                           top_k=0, max_new_tokens=args.new_tokens,
+                                           pad_token_id=tokenizer.pad_token_id)
+            model.generated_tokens += int((out[:, batch["input_ids"].shape[1]:] != tokenizer.pad_token_id).sum())
+
+    model.generate(prompts[:2], temperature=args.temperature, top_p=0.95, max_new_tokens=4)  # warm-up
+    results = {
+        "a_one_at_a_time": timed("(a) one generate call per prompt", one_at_a_time),
+        "b_biforget": timed("(b) biforget synthesis path", synthesis_path),
+        "c_plain_batched": timed("(c) plain batched generate", plain_batched),
+    }
+    a, b, c = (results[k]["tokens_per_s"] for k in ("a_one_at_a_time", "b_biforget", "c_plain_batched"))
+    ratios = {"b_over_a": b / a, "b_over_c": b / c}
+    print(f"b/a = {ratios['b_over_a']:.2f} (target >= 5), b/c = {ratios['b_over_c']:.2f} (target >= 0.85)",
+          file=sys.stderr)
+    print(json.dumps({"prompts": len(prompts), "new_tokens": args.new_tokens, "batch_size": args.batch_size,
+                      **results, **ratios}))
+
+
+if __name__ == "__main__":
+    main()

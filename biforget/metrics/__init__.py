@@ -1,0 +1,1 @@
+"""Set-quality measures: diversity so far."""

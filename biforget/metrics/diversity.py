@@ -1,0 +1,70 @@
+"""Remote-clique diversity: the mean pairwise cosine distance of a set's embeddings.
+
+For unit vectors x_1..x_n with sum s, sum_{i != j} x_i . x_j = |s|^2 - n, so the mean pairwise cosine
+similarity is (|s|^2 - n) / (n (n - 1)). Keeping s lets a growing set update its diversity in O(d) per
+sample, where the upstream scripts recomputed all pairs after every sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(vectors, dtype=np.float64)
+    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
+    return matrix / np.where(norms == 0, 1.0, norms)
+
+
+def mean_pairwise_cosine_distance(vectors: np.ndarray) -> float | None:
+    """Exact remote-clique diversity of a set; None for fewer than two vectors."""
+    matrix = _unit(np.atleast_2d(vectors))
+    n = matrix.shape[0]
+    if n < 2:
+        return None
+    total = matrix.sum(axis=0)
+    squared_norms = float((matrix * matrix).sum())  # n, except for zero vectors
+    mean_similarity = (float(total @ total) - squared_norms) / (n * (n - 1))
+    return 1.0 - mean_similarity
+
+
+@dataclass
+class DiversityTracker:
+    """Running remote-clique diversity with the paper's stopping rule.
+
+    Every `check_every` accepted samples the diversity is compared with its value at the previous
+    check; when the gain is below `epsilon` the curve has flattened and synthesis may stop.
+    """
+
+    check_every: int = 100
+    epsilon: float = 0.001
+    count: int = 0
+    _sum: np.ndarray | None = field(default=None, repr=False)
+    last_check: float | None = None
+    curve: list[tuple[int, float]] = field(default_factory=list)
+    converged: bool = False
+
+    @property
+    def diversity(self) -> float | None:
+        if self.count < 2 or self._sum is None:
+            return None
+        mean_similarity = (float(self._sum @ self._sum) - self.count) / (self.count * (self.count - 1))
+        return 1.0 - mean_similarity
+
+    def add(self, vector: np.ndarray) -> bool:
+        """Add one sample's embedding; True when this sample completed a check that found convergence."""
+        unit = _unit(vector)
+        self._sum = unit.copy() if self._sum is None else self._sum + unit
+        self.count += 1
+        if self.count % self.check_every:
+            return False
+        value = self.diversity
+        if value is None:
+            return False
+        self.curve.append((self.count, value))
+        if self.last_check is not None and value - self.last_check < self.epsilon:
+            self.converged = True
+        self.last_check = value
+        return self.converged

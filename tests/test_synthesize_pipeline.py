@@ -1,0 +1,153 @@
+"""Stage I synthesis on the scripted backend: plan, records, convergence, caps and exact resume."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections import Counter
+from itertools import islice
+from pathlib import Path
+
+import pytest
+
+from biforget import api
+from biforget.config import SynthesizeConfig
+from biforget.errors import UsageError
+from biforget.pipelines.synthesize import STAGE, synthesize_samples
+from biforget.records import derive_seed, make_record
+from tests.scripted import HashEmbedder, ScriptedModel
+
+VOCABULARY = [f"w{i}" for i in range(2000)]
+
+
+def point(text: str, topic: str = "Testland") -> dict[str, object]:
+    return make_record(kind="point", text=text, topic=topic, parent=None, stage="seeds", gen={},
+                       origin={"position": text})
+
+
+POINTS = [point("Alpha Castle"), point("Beta River"), point("Gamma Tower")]
+
+
+def varied(prompt: str, draw: int, seed: int) -> str:
+    """Fifteen pseudo-random words per output: distinct texts, far apart in the hash embedding."""
+    rng = random.Random(hashlib.sha256(f"{prompt}|{draw}|{seed}".encode()).hexdigest())
+    return " ".join(rng.choice(VOCABULARY) for _ in range(15)) + "."
+
+
+def config(**overrides: object) -> SynthesizeConfig:
+    values: dict[str, object] = {"temperatures": (0.6, 1.0), "samples": 2, "rounds": 2, "max_new_tokens": 32,
+                                 "check_every": 1000, "seed": 7}
+    values.update(overrides)
+    return SynthesizeConfig(**values)  # type: ignore[arg-type]
+
+
+def run(model: ScriptedModel, settings: SynthesizeConfig, **kwargs: object) -> list[dict[str, object]]:
+    return list(synthesize_samples(model, HashEmbedder(), POINTS, settings, **kwargs))  # type: ignore[arg-type]
+
+
+def test_every_unit_of_the_plan_becomes_a_record_with_provenance() -> None:
+    model = ScriptedModel(varied, batch_size=8)
+    records = run(model, config())
+    # 3 points x 8 templates x 2 temperatures x 2 rounds x 2 samples, all distinct and clean.
+    assert len(records) == 3 * 8 * 2 * 2 * 2
+    assert len({r["id"] for r in records}) == len(records)
+    ids = {p["id"] for p in POINTS}
+    for record in records:
+        assert record["kind"] == "sample" and record["stage"] == STAGE and record["topic"] == "Testland"
+        assert record["parent"] in ids
+        gen = record["gen"]
+        assert gen["point"] in {p["text"] for p in POINTS}  # type: ignore[index]
+        assert gen["template"].startswith("synthesize/") and len(gen["template_hash"]) == 8  # type: ignore[index]
+        assert gen["temperature"] in (0.6, 1.0) and gen["round"] in (0, 1) and gen["sample"] in (0, 1)  # type: ignore[index]
+        assert gen["model"] == "scripted" and gen["seed"] == 7  # type: ignore[index]
+    counts = Counter((r["gen"]["template"], r["gen"]["temperature"]) for r in records)  # type: ignore[index]
+    assert set(counts.values()) == {3 * 2 * 2}
+
+
+def test_batches_have_one_temperature_a_fixed_size_and_a_seed_from_their_index() -> None:
+    model = ScriptedModel(varied, batch_size=8)
+    run(model, config())
+    assert all(call["n"] == 2 for call in model.calls)
+    assert all(len(call["prompts"]) <= 8 // 2 for call in model.calls)  # type: ignore[arg-type]
+    assert [call["seed"] for call in model.calls] == [
+        derive_seed(7, STAGE, index) for index in range(len(model.calls))
+    ]
+    temperatures = [call["temperature"] for call in model.calls]
+    assert temperatures[0] == 0.6 and temperatures[-1] == 1.0
+
+
+def test_same_settings_same_records_and_another_seed_changes_them() -> None:
+    first = run(ScriptedModel(varied), config())
+    again = run(ScriptedModel(varied), config())
+    other = run(ScriptedModel(varied), config(seed=8))
+    assert first == again
+    assert {r["id"] for r in first}.isdisjoint({r["id"] for r in other})
+
+
+def test_round_robin_keeps_points_balanced_at_any_stop() -> None:
+    for cap in (1, 5, 8, 13, 29):
+        records = run(ScriptedModel(varied), config(max_samples=cap))
+        assert len(records) == cap
+        per_point = Counter(r["parent"] for r in records)
+        # One unit (2 samples) is the most any point can be ahead.
+        assert max(per_point.values()) - min(per_point.get(p["id"], 0) for p in POINTS) <= 2
+
+
+def test_cleaning_dedup_and_qa_fields() -> None:
+    def script(prompt: str, draw: int, seed: int) -> str:
+        if "Question:" in prompt:
+            return "Question: Where does the river flow? Answer: " + varied(prompt, draw, seed)
+        if draw == 1:
+            return "I'm sorry, but I cannot help with that request."
+        return "Same words every time for this point and template, repeated in full here."
+
+    records = run(ScriptedModel(script), config(rounds=1, temperatures=(0.8,)))
+    qa = [r for r in records if "question" in r]
+    assert qa and all(r["question"] == "Where does the river flow?" for r in qa)
+    assert all(r["text"] == f"{r['question']} {r['answer']}" for r in qa)
+    plain = [r for r in records if "question" not in r]
+    # The constant sentence is accepted once; its repeats are duplicates, refusals never appear.
+    assert len(plain) == 1
+    assert not any("sorry" in str(r["text"]).lower() for r in records)
+
+
+def test_converges_when_new_samples_stop_adding_diversity(tmp_path: Path) -> None:
+    def script(prompt: str, draw: int, seed: int) -> str:
+        rng = random.Random(hashlib.sha256(f"{prompt}|{draw}|{seed}".encode()).hexdigest())
+        # A small vocabulary: the set's diversity saturates quickly.
+        return " ".join(rng.choice(VOCABULARY[:40]) for _ in range(30)) + "."
+
+    trace = tmp_path / "trace.jsonl"
+    records = run(ScriptedModel(script), config(check_every=10, epsilon=0.01, dedup_threshold=0.999,
+                                                rounds=4), trace=trace)
+    assert len(records) % 10 == 0 and len(records) < 3 * 8 * 2 * 4 * 2
+    curve = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert [c["samples"] for c in curve][:-1] == list(range(10, len(records) + 1, 10))
+    assert curve[-1]["samples"] == len(records)
+    assert curve[-2]["diversity"] - curve[-3]["diversity"] < 0.01
+
+
+@pytest.mark.parametrize("killed_after", [1, 7, 20, 45])
+def test_resume_regenerates_exactly_what_an_uninterrupted_run_would(killed_after: int) -> None:
+    settings = config(max_samples=60)
+    complete = run(ScriptedModel(varied), settings)
+    partial = list(islice(synthesize_samples(ScriptedModel(varied), HashEmbedder(), POINTS, settings),
+                          killed_after))
+    model = ScriptedModel(varied)
+    resumed = run(model, settings, existing=partial)
+    assert partial + resumed == complete
+    # Only the interrupted batch and later ones were generated again.
+    first_seed = model.calls[0]["seed"]
+    assert first_seed == derive_seed(7, STAGE, partial[-1]["gen"]["batch"])  # type: ignore[index]
+
+
+def test_points_pass_through_rules_in_the_library_call() -> None:
+    other = {"id": "keep-me", "kind": "sample", "text": "An earlier sample.", "extra": [1, 2]}
+    records = list(api.synthesize(config(rounds=1, temperatures=(0.8,), samples=1),
+                                  records=[other, *POINTS], model=ScriptedModel(varied), embedder=HashEmbedder()))
+    assert records[0] == other
+    assert all(r["kind"] == "sample" for r in records)
+    assert not any(r["kind"] == "point" for r in records)
+    with pytest.raises(UsageError, match="no point records"):
+        list(api.synthesize(config(), records=[other], model=ScriptedModel(varied), embedder=HashEmbedder()))
