@@ -38,7 +38,7 @@ def _extras() -> list[Record]:
         kind="sample",
         text=MULTI,
         topic="Testland",
-        parent=POINTS[0]["id"],
+        parent=str(POINTS[0]["id"]),
         stage="synthesize",
         gen=gen,
         origin={"n": 1},
@@ -50,7 +50,7 @@ def _extras() -> list[Record]:
             question=f"Who guards gate {n}?",
             answer=f"Warden {n} guards it.",
             topic="Testland",
-            parent=POINTS[n % 3]["id"],
+            parent=str(POINTS[n % 3]["id"]),
             stage="probe/mia",
             gen={**gen, "n": n},
             origin={"n": n + 10},
@@ -108,13 +108,17 @@ def test_document_collapses_blank_lines_and_keeps_single_breaks() -> None:
     assert document("a\nb") == "a\nb"
 
 
-@pytest.mark.parametrize("fmt", ["muse", "dusk", "txt"])
-def test_text_formats_split_back_on_blank_lines(pipeline_set: list[Record], tmp_path: Path, fmt: str) -> None:
+@pytest.mark.parametrize(
+    ("fmt", "file_name"), [("muse", "forget.txt"), ("dusk", "Chronological.txt"), ("txt", "forget.txt")]
+)
+def test_text_formats_split_back_on_blank_lines(
+    pipeline_set: list[Record], tmp_path: Path, fmt: str, file_name: str
+) -> None:
     out = tmp_path / fmt
     result = run(pipeline_set, out, fmt)
     wanted = [document(as_text(r)) for r in exported(pipeline_set)]
     assert result.records == len(wanted) == 24 + 11 + 4
-    documents = (out / "forget.txt").read_text(encoding="utf-8").rstrip("\n").split("\n\n")
+    documents = (out / file_name).read_text(encoding="utf-8").rstrip("\n").split("\n\n")
     assert documents == wanted
     assert "Second paragraph, same document." in documents[-4] and "\n\n" not in documents[-4]
     assert "Who guards gate 1? Warden 1 guards it." in documents
@@ -122,7 +126,12 @@ def test_text_formats_split_back_on_blank_lines(pipeline_set: list[Record], tmp_
         assert json.loads((out / "forget.json").read_text(encoding="utf-8")) == wanted
         assert sorted(result.files) == ["forget.json", "forget.txt"]
     else:
-        assert result.files == ["forget.txt"]
+        assert result.files == [file_name]
+    if fmt == "dusk":
+        # DUSK's forget.py reads its forget document from data/Prof/Chronological.txt; the note says so.
+        assert len(result.notes) == 1 and "<DUSK>/data/Prof/Chronological.txt" in result.notes[0]
+    else:
+        assert result.notes == []
 
 
 def test_rmu_file_name_lines_and_batch_note(pipeline_set: list[Record], tmp_path: Path) -> None:
@@ -130,13 +139,18 @@ def test_rmu_file_name_lines_and_batch_note(pipeline_set: list[Record], tmp_path
     path = tmp_path / "rmu" / "hp-bio-forget-corpus.jsonl"
     texts = [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines()]
     assert texts == [as_text(r) for r in exported(pipeline_set)]
-    # 39 texts; the 3 short QA samples (under 51 characters) are dropped by the loader: 36 -> 9 batches.
-    assert sum(len(t) > 50 for t in texts) == 36
+    # rmu.unlearn's default --min_len 0 keeps every text, short QA samples included: 39 texts -> 10 batches.
+    assert len(texts) == 39 and min(len(t) for t in texts) < 50
     assert result.notes == [rmu_note(texts)]
-    assert result.notes[0].startswith("rmu: 36 text(s) give 9 batch(es) of 4 (3 of 50 characters")
-    assert "stops after 9" in result.notes[0]
-    assert "enough for the usual 80-150" in rmu_note(["x" * 51] * 600)
-    assert "stops after 100" in rmu_note(["x" * 51] * 400)
+    assert result.notes[0] == (
+        "rmu: 39 text(s) give 10 batch(es) of 4 (--batch_size 4); "
+        "fewer than the usual 80-150 steps: the run stops after 10"
+    )
+    assert "dropped" not in result.notes[0]
+    assert "enough for the usual 80-150" in rmu_note(["x"] * 600)
+    assert "enough for the usual 80-150" in rmu_note(["x"] * 597)  # 150 batches, the last one short
+    assert "not 150: a --max_num_batches 150 run stops after 100" in rmu_note(["x"] * 400)
+    assert "stops after 80" in rmu_note(["x"] * 320) and "stops after 79" in rmu_note(["x"] * 316)
 
 
 def test_tofu_reads_back_with_load_dataset_and_task_ids(pipeline_set: list[Record], tmp_path: Path) -> None:
@@ -231,7 +245,7 @@ def test_open_unlearning_qa_set(pipeline_set: list[Record], tmp_path: Path) -> N
 
 @pytest.mark.parametrize(
     ("benchmark", "max_length", "retain"),
-    [(None, 2048, "MUSE_retain"), ("muse", 2048, "MUSE_retain"), ("wmdp", 512, "WMDP_Corpora_bio_retain")],
+    [(None, 2048, "MUSE_retain"), ("muse", 2048, "MUSE_retain"), ("wmdp", 512, "WMDP_retain")],
 )
 def test_open_unlearning_text_set(
     pipeline_set: list[Record], tmp_path: Path, benchmark: str | None, max_length: int, retain: str
@@ -257,6 +271,54 @@ def test_open_unlearning_text_set(
     data = load_json_dataset(out / "forget.jsonl", tmp_path / "cache")
     assert data.column_names == ["text"] and data["text"] == [as_text(r) for r in exported(pipeline_set)]
     assert result.notes and "9 question/answer record(s) written as text" in result.notes[0]
+
+
+def test_open_unlearning_wmdp_experiment_matches_the_framework(
+    pipeline_set: list[Record], tmp_path: Path
+) -> None:
+    """open-unlearning's WMDP experiment: zephyr + RMU, WMDP_retain read from data/wmdp/wmdp-corpora/,
+    lm-eval on wmdp_${data_split} and mmlu, its collator, training and RMU method arguments."""
+    out = tmp_path / "ou"
+    run(pipeline_set, out, "open-unlearning", benchmark="wmdp", name="HP_forget")
+    experiment = yaml.safe_load((out / "configs/experiment/unlearn/wmdp/HP_forget.yaml").read_text())
+    assert experiment["defaults"] == [
+        {"override /model": "zephyr-7b-beta"},
+        {"override /trainer": "RMU"},
+        {"override /data": "unlearn"},
+        {"override /data/datasets@data.forget": "HP_forget"},
+        {"override /data/datasets@data.retain": "WMDP_retain"},
+        {"override /eval": "lm_eval"},
+    ]
+    assert experiment["data_split"] == "cyber"
+    assert experiment["data"]["retain"] == {
+        "WMDP_retain": {
+            "args": {"hf_args": {"data_files": "data/wmdp/wmdp-corpora/${data_split}-retain-corpus.jsonl"}}
+        }
+    }
+    assert experiment["eval"] == {"lm_eval": {"tasks": ["wmdp_${data_split}", "mmlu"]}}
+    assert experiment["collator"] == {"DataCollatorForSupervisedDataset": {"args": {"padding_side": "left"}}}
+    assert experiment["trainer"]["args"]["max_steps"] == 80
+    assert experiment["trainer"]["args"]["learning_rate"] == 5e-5
+    assert experiment["trainer"]["method_args"]["module_regex"] == r"model\.layers\.7"
+    assert experiment["trainer"]["method_args"]["trainable_params_regex"] == [
+        r"model\.layers\.(5|6|7)\.mlp\.down_proj\.weight"
+    ]
+    assert experiment["task_name"] == "HP_forget_wmdp"
+    readme = (out / "README.md").read_text()
+    assert "setup_data.py --wmdp" in readme and "data_split=bio" in readme
+
+
+def test_open_unlearning_other_benchmarks_pin_no_method_args(
+    pipeline_set: list[Record], tmp_path: Path
+) -> None:
+    for benchmark in ("tofu", "muse"):
+        out = tmp_path / benchmark
+        run(pipeline_set, out, "open-unlearning", benchmark=benchmark)
+        experiment = yaml.safe_load(
+            (out / f"configs/experiment/unlearn/{benchmark}/biforget.yaml").read_text()
+        )
+        assert list(experiment["trainer"]) == ["args"] and "collator" not in experiment
+        assert "setup_data.py --wmdp" not in (out / "README.md").read_text()
 
 
 def test_hf_folder_and_parquet_keep_every_field(pipeline_set: list[Record], tmp_path: Path) -> None:
@@ -338,7 +400,7 @@ def test_filters_kinds_stages_and_scores(pipeline_set: list[Record], tmp_path: P
 
 
 def test_bad_settings_are_usage_errors(tmp_path: Path) -> None:
-    for settings, message in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"format": "jsonl"}, "--format must be one of"),
         ({"format": "muse", "benchmark": "tofu"}, "--benchmark applies to --format open-unlearning only"),
         ({"format": "open-unlearning", "benchmark": "hp"}, "--benchmark must be one of tofu, muse, wmdp"),
@@ -346,7 +408,8 @@ def test_bad_settings_are_usage_errors(tmp_path: Path) -> None:
         ({"format": "txt", "kinds": ("samples",)}, "--kinds: unknown kind 'samples'"),
         ({"format": "rmu", "name": "bad name"}, "--name must start with a letter"),
         ({"format": "txt", "keep_unscored": True}, "--keep-unscored only applies with --min-score"),
-    ]:
+    ]
+    for settings, message in cases:
         with pytest.raises(UsageError, match=message):
             ExportConfig(out=tmp_path, **settings)
 
@@ -380,7 +443,7 @@ def test_existing_folder_needs_force_then_keeps_other_files(
 def test_an_empty_existing_folder_is_used(pipeline_set: list[Record], tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     run(pipeline_set, tmp_path / "out", "dusk")
-    assert (tmp_path / "out" / "forget.txt").is_file()
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["Chronological.txt"]
 
 
 def test_a_failure_while_writing_leaves_nothing(

@@ -86,7 +86,7 @@ def test_success_writes_files_and_only_a_summary_on_stderr(
     assert code == 0 and out == ""
     lines = (tmp_path / "rmu" / "castle-bio-forget-corpus.jsonl").read_text().splitlines()
     assert len(lines) == 4 and json.loads(lines[-1])["text"].startswith("The castle gate")
-    assert "rmu: 1 text(s) give 1 batch(es) of 4 (3 of 50 characters or fewer" in err
+    assert "rmu: 4 text(s) give 1 batch(es) of 4 (--batch_size 4)" in err
     assert "exported 4 record(s) as rmu to" in err and "castle-bio-forget-corpus.jsonl" in err
 
 

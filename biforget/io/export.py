@@ -1,12 +1,19 @@
 """Forget sets in the layouts downstream unlearning frameworks read (SPEC section 7).
 
-Each layout follows what the framework's own loader expects, and where a loader is strict:
-- MUSE (muse_bench) trains from one .txt file; documents are separated by a blank line, so a blank line
-  inside a document would split it. Blank lines inside a document are collapsed to one line break.
+What each framework's own loader does with the files, as read in its code:
+- MUSE (muse_bench, baselines/dataset.py) and DUSK (dataset/data_module.py) read a .txt file whole, tokenize
+  it as one stream and cut it into fixed-length token windows, so document boundaries never reach training.
+  The documents are still written one block each, separated by one blank line (blank lines inside a document
+  collapsed), so the file splits back into records exactly. muse_bench also reads a .json list of strings,
+  one padded or cut training row per string, and nothing else (no .jsonl).
+- DUSK's forget.py reads its forget document from the fixed path data/Prof/Chronological.txt; the export
+  carries that file name so it is copied over the benchmark's own.
 - open-unlearning loads `datasets.load_dataset(**hf_args)`; `path: json` reads one record per JSONL line,
   whereas `path: text` would train on the raw JSON lines.
-- The RMU reference loader (`data/{name}.jsonl`) parses JSON only when the name contains
-  `bio-forget-corpus`, keeps texts longer than 50 characters, and batches them by 4.
+- The RMU reference (centerforaisafety/wmdp, rmu/utils.py `get_data`) reads `data/{name}.jsonl`, parses each
+  line as JSON only when the name contains `bio-forget-corpus` (otherwise the raw line is the text), keeps
+  texts longer than `--min_len` characters (rmu/unlearn.py default 0, so every non-empty text) and batches
+  them by `--batch_size` (default 4).
 
 Everything is written into a staging folder beside DIR, then moved into place by rename, so a failure
 leaves DIR as it was and no half-written file behind.
@@ -33,10 +40,12 @@ from biforget.errors import BiforgetError, InputError, UsageError
 from biforget.records import Record, qa_text
 
 QA_FORMATS = ("tofu",)
-# The RMU reference loader drops texts of this many characters or fewer and trains on batches of 4.
-RMU_MIN_CHARS = 50
+# rmu/unlearn.py: --batch_size defaults to 4 and --max_num_batches to 80; the reference Zephyr run
+# (run_rmu_zephyr.ipynb) uses 150 batches of 4.
 RMU_BATCH = 4
 RMU_STEP_BUDGETS = (80, 150)
+# DUSK's forget.py trains on this document of data/Prof/ as the forget set (the other four formats retain).
+DUSK_FORGET_FILE = "Chronological.txt"
 # Fields of the record contract, in contract order, ahead of any pass-through field.
 CONTRACT_FIELDS = ("id", "kind", "text", "question", "answer", "topic", "parent", "stage", "gen", "scores")
 
@@ -263,17 +272,24 @@ def _task_ids(items: Sequence[ExportItem]) -> list[Any]:
 
 
 def write_muse(staging: Path, items: Sequence[ExportItem], config: ExportConfig) -> list[str]:
+    """forget.txt for muse_bench's --data_file, and forget.json (a list of strings) for its .json reader."""
     documents = _write_documents(staging / "forget.txt", items)
     _write_text(staging / "forget.json", json.dumps(documents, ensure_ascii=False, indent=1) + "\n")
     return []
 
 
 def write_dusk(staging: Path, items: Sequence[ExportItem], config: ExportConfig) -> list[str]:
+    """The forget document under the name DUSK's forget.py reads, with where it goes."""
+    _write_documents(staging / DUSK_FORGET_FILE, items)
+    return [
+        f"dusk: copy {DUSK_FORGET_FILE} over <DUSK>/data/Prof/{DUSK_FORGET_FILE}, the forget document "
+        "forget.py trains on (the other four documents there stay the retain set)"
+    ]
+
+
+def write_txt(staging: Path, items: Sequence[ExportItem], config: ExportConfig) -> list[str]:
     _write_documents(staging / "forget.txt", items)
     return []
-
-
-write_txt = write_dusk
 
 
 def write_tofu(staging: Path, items: Sequence[ExportItem], config: ExportConfig) -> list[str]:
@@ -290,14 +306,14 @@ def rmu_file_name(name: str) -> str:
 
 
 def rmu_note(texts: Sequence[str]) -> str:
-    """How many steps of an RMU run the set can feed, in the terms of the reference loader."""
-    usable = sum(1 for text in texts if len(text) > RMU_MIN_CHARS)
-    batches = usable // RMU_BATCH + (1 if usable % RMU_BATCH else 0)
+    """How many steps of an RMU run the set can feed, at the reference script's batch size.
+
+    With one forget corpus, rmu/unlearn.py runs min(--max_num_batches, forget batches, retain batches) steps.
+    Every text counts: exported texts are never empty, and the default --min_len 0 keeps any non-empty text.
+    """
+    batches = len(texts) // RMU_BATCH + (1 if len(texts) % RMU_BATCH else 0)
     low, high = RMU_STEP_BUDGETS
-    dropped = len(texts) - usable
-    head = f"rmu: {usable} text(s) give {batches} batch(es) of {RMU_BATCH}" + (
-        f" ({dropped} of {RMU_MIN_CHARS} characters or fewer are dropped by the loader)" if dropped else ""
-    )
+    head = f"rmu: {len(texts)} text(s) give {batches} batch(es) of {RMU_BATCH} (--batch_size {RMU_BATCH})"
     if batches >= high:
         tail = f"enough for the usual {low}-{high} step runs"
     elif batches >= low:
@@ -441,27 +457,36 @@ OU_BENCHMARKS: dict[str, dict[str, Any]] = {
         },
         "text_max_length": 2048,
     },
+    # The experiment open-unlearning added with its WMDP benchmark (PR #104): forget and retain corpora are
+    # read from data/wmdp/wmdp-corpora/ (its `setup_data.py --wmdp`), evaluation is lm-eval-harness.
     "wmdp": {
         "model": "zephyr-7b-beta",
         "trainer": "RMU",
-        "retain": "WMDP_Corpora_bio_retain",
-        "eval": "wmdp",
-        "settings": {"data_split": "WMDP", "retain_split": "bio-retain-corpus", "retain_logs_path": None},
+        "retain": "WMDP_retain",
+        "eval": "lm_eval",
+        "settings": {"data_split": "cyber"},
         "model_path": "HuggingFaceH4/zephyr-7b-beta",
-        "retain_hf_args": {"name": "${retain_split}"},
-        "eval_args": {
-            "data_split": "${data_split}",
-            "retain_logs_path": "${retain_logs_path}",
-            "overwrite": True,
-        },
+        "retain_hf_args": {"data_files": "data/wmdp/wmdp-corpora/${data_split}-retain-corpus.jsonl"},
+        "eval_args": {"tasks": ["wmdp_${data_split}", "mmlu"]},
+        "collator": {"DataCollatorForSupervisedDataset": {"args": {"padding_side": "left"}}},
         "trainer_args": {
-            "per_device_train_batch_size": 4,
-            "gradient_accumulation_steps": 8,
-            "learning_rate": 1e-5,
-            "num_train_epochs": 10,
+            "per_device_train_batch_size": 1,
+            "gradient_accumulation_steps": 16,
+            "learning_rate": 5e-5,
+            "eval_strategy": "steps",
+            "eval_steps": 0.5,
+            "max_steps": 80,
             "lr_scheduler_type": "constant",
         },
-        # The RMU reference truncates forget texts at 512 tokens.
+        "method_args": {
+            "gamma": 1.0,
+            "steering_coeff": 2,
+            "retain_loss_type": "EMBED_DIFF",
+            "alpha": 1,
+            "module_regex": r"model\.layers\.7",
+            "trainable_params_regex": [r"model\.layers\.(5|6|7)\.mlp\.down_proj\.weight"],
+        },
+        # As open-unlearning's own WMDP_forget dataset config.
         "text_max_length": 512,
     },
 }
@@ -502,9 +527,13 @@ def ou_experiment(name: str, benchmark: str) -> dict[str, Any]:
             "retain": {spec["retain"]: {"args": {"hf_args": dict(spec["retain_hf_args"])}}},
         },
         "eval": {spec["eval"]: dict(spec["eval_args"])},
-        "trainer": {"args": dict(spec["trainer_args"])},
-        "task_name": f"{name}_{benchmark}",
     }
+    if "collator" in spec:
+        experiment["collator"] = spec["collator"]
+    experiment["trainer"] = {"args": dict(spec["trainer_args"])}
+    if "method_args" in spec:
+        experiment["trainer"]["method_args"] = dict(spec["method_args"])
+    experiment["task_name"] = f"{name}_{benchmark}"
     return experiment
 
 
@@ -522,6 +551,14 @@ def _dump_yaml(path: Path, value: dict[str, Any], header: str = "") -> None:
 def _ou_readme(name: str, benchmark: str, qa: bool, data_files: str, count: int) -> str:
     dataset_path, experiment_path = ou_paths(name, benchmark)
     handler = "QADataset (question/answer)" if qa else "PretrainingDataset (text)"
+    extra = ""
+    if benchmark == "wmdp":
+        extra = """
+The retain corpus is read from `data/wmdp/wmdp-corpora/${data_split}-retain-corpus.jsonl` under the
+framework's root (`python setup_data.py --wmdp` there fetches it); `data_split=bio` switches the retain
+corpus and the lm-eval task to the bio ones. The experiment pins RMU's `trainer.method_args` as the
+benchmark does: delete them before switching to another trainer.
+"""
     return f"""# {name}: a forget set for open-unlearning
 
 Written by `biforget export --format open-unlearning`: {count} record(s), {handler}, benchmark {benchmark}.
@@ -543,7 +580,7 @@ python src/train.py --config-name=unlearn.yaml \\
 The experiment keeps the benchmark's retain set, model and evaluation and only swaps the forget set;
 override any of them on the command line (e.g. `trainer=NPO`). If you move `forget.jsonl`, edit
 `data_files` in `{dataset_path}`.
-"""
+{extra}"""
 
 
 def write_open_unlearning(staging: Path, items: Sequence[ExportItem], config: ExportConfig) -> list[str]:
