@@ -123,14 +123,14 @@ def rewrite(
     facts = list(facts)
     if not facts:
         raise InputError("no facts to rewrite")
-    if model is None or embedder is None:
-        loaded_model, loaded_embedder = load_models(options or ModelOptions())
-        model = model or loaded_model
-        embedder = embedder or loaded_embedder
     with contextlib.ExitStack() as stack:
         reject: Callable[[dict[str, Any]], None] | None = None
         if keep_rejected is not None:
-            handle = stack.enter_context(keep_rejected.open("w", encoding="utf-8"))
+            # Opened before the model loads, so a bad path costs no loading time.
+            try:
+                handle = stack.enter_context(keep_rejected.open("w", encoding="utf-8"))
+            except OSError as exc:
+                raise InputError(f"cannot write: {exc.strerror or exc}", source=str(keep_rejected)) from None
 
             def write_rejected(entry: dict[str, Any]) -> None:
                 handle.write(json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n")
@@ -138,6 +138,10 @@ def rewrite(
 
             reject = write_rejected
 
+        if model is None or embedder is None:
+            loaded_model, loaded_embedder = load_models(options or ModelOptions())
+            model = model or loaded_model
+            embedder = embedder or loaded_embedder
         yield from rewrite_facts(
             model, embedder, facts, config, existing=existing, reject=reject, tracker=tracker
         )

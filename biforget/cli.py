@@ -474,6 +474,9 @@ def rewrite(
     rounds: Annotated[
         int, typer.Option(help="Passes with fresh samples; the fact is written once.")
     ] = RewriteConfig.rounds,
+    draws: Annotated[
+        int, typer.Option(help="QA facts: questions and answers sampled per attempt, paired by the checks.")
+    ] = RewriteConfig.draws,
     min_similarity: Annotated[
         float, typer.Option(help="Embedding cosine to the fact a variant must exceed.")
     ] = RewriteConfig.min_similarity,
@@ -516,6 +519,7 @@ def rewrite(
         attempts=attempts,
         statements=statements,
         rounds=rounds,
+        draws=draws,
         min_similarity=min_similarity,
         max_similarity=max_similarity,
         max_new_tokens=max_new_tokens,

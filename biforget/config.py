@@ -233,6 +233,8 @@ class RewriteConfig:
     attempts: int | None = None
     statements: bool = True
     rounds: int = 1
+    # Samples of each part (question, answer) a QA attempt draws; the first passing pairing is kept.
+    draws: int = 4
     min_similarity: float = 0.6
     max_similarity: float = 0.97
     # Facts are a sentence or two; a rewrite that needs more has wandered off.
@@ -242,6 +244,7 @@ class RewriteConfig:
     def __post_init__(self) -> None:
         check_positive("--variants", self.variants)
         check_positive("--rounds", self.rounds)
+        check_positive("--draws", self.draws)
         check_positive("--max-new-tokens", self.max_new_tokens)
         if self.attempts is not None and self.attempts < self.variants:
             raise UsageError(f"--attempts ({self.attempts}) must be at least --variants ({self.variants})")

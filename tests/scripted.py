@@ -31,8 +31,11 @@ class ScriptedModel:
         max_new_tokens: int,
         n: int = 1,
         seed: int = 0,
+        chat: bool = True,
     ) -> list[list[str]]:
-        self.calls.append({"prompts": list(prompts), "temperature": temperature, "n": n, "seed": seed})
+        self.calls.append(
+            {"prompts": list(prompts), "temperature": temperature, "n": n, "seed": seed, "chat": chat}
+        )
         return [[self.script(prompt, draw, seed) for draw in range(n)] for prompt in prompts]
 
     def token_logprobs(

@@ -14,8 +14,9 @@ from biforget import cli, console
 from biforget.config import RewriteConfig
 from biforget.errors import UsageError
 from biforget.io.facts import Fact, parse_facts
-from biforget.pipelines.rewrite import STAGE, rewrite_facts
+from biforget.pipelines.rewrite import STAGE, read_answer, read_question, rewrite_facts
 from biforget.records import derive_seed
+from biforget.templates import Template
 from tests.scripted import HashEmbedder, ScriptedModel
 
 FACTS_JSONL = (
@@ -48,24 +49,34 @@ def _pick(*parts: object) -> str:
     return OPENERS[int(hashlib.sha256(repr(parts).encode()).hexdigest(), 16) % len(OPENERS)]
 
 
-def _source(prompt: str) -> tuple[str, str | None]:
+def _part(prompt: str) -> tuple[str, Fact]:
+    """What a prompt asks to rewrite: a QA fact's `question`, its `answer`, the `statement` of both, or
+    a `text` fact."""
     for fact in facts():
-        if fact.is_qa and str(fact.answer) in prompt:
-            return str(fact.answer), fact.question
-        if fact.text and fact.text in prompt:
-            return fact.text, None
+        if not fact.is_qa:
+            if str(fact.text) in prompt:
+                return "text", fact
+            continue
+        has_question, has_answer = str(fact.question) in prompt, str(fact.answer) in prompt
+        if has_question or has_answer:
+            # Answer prompts may show the question too; only the statement prompt asks for a statement.
+            part = "statement" if "plain statement" in prompt else "answer" if has_answer else "question"
+            return part, fact
     raise AssertionError(prompt)
 
 
 def good(prompt: str, draw: int, seed: int) -> str:
     """A faithful rewrite in the form each template asks for, worded by the seed."""
-    answer, question = _source(prompt)
+    part, fact = _part(prompt)
     opener = _pick(prompt, draw, seed)
-    if "plain statement" in prompt:
-        return f"Statement: {opener} {answer}"
-    if question is None:
-        return f"Passage: {opener} {answer}"
-    return f"Question: {opener} {question[0].lower()}{question[1:]}\nAnswer: {opener} {answer}\n\nNote: done."
+    question = str(fact.question)
+    if part == "statement":
+        return f"Statement: {opener} {fact.answer}"
+    if part == "question":
+        return f"{opener} {question[0].lower()}{question[1:]}\nQuestion: What comes next?"
+    if part == "answer":
+        return f"{opener} {fact.answer}\n\nNote: done."
+    return f"Passage: {opener} {fact.text}"
 
 
 def config(**overrides: object) -> RewriteConfig:
@@ -105,9 +116,26 @@ def test_each_fact_then_its_variants_with_structure_and_provenance() -> None:
 def test_batches_have_one_temperature_and_seeds_from_their_place() -> None:
     model = ScriptedModel(good, batch_size=8)
     run(model, config())
-    # Wave 0 only: every fact gets its two attempts (and QA facts a statement) in one pass.
-    assert [(c["temperature"], len(c["prompts"])) for c in model.calls] == [(0.6, 5), (1.0, 3)]  # type: ignore[arg-type]
-    assert [c["seed"] for c in model.calls] == [derive_seed(7, STAGE, 0, 0, 0, t, 0) for t in (0, 1)]
+    # Wave 0 only: every fact gets its two attempts (and QA facts a statement) in one pass. Per
+    # temperature, the questions of the QA attempts (raw completions), their answers, then the rest.
+    calls = [(c["temperature"], len(c["prompts"]), c["n"], c["chat"]) for c in model.calls]  # type: ignore[arg-type]
+    assert calls == [
+        (0.6, 2, 4, False),
+        (0.6, 2, 4, True),
+        (0.6, 3, 1, True),
+        (1.0, 2, 4, False),
+        (1.0, 2, 4, True),
+        (1.0, 1, 1, True),
+    ]
+    seeds = [derive_seed(7, STAGE, 0, 0, 0, t, 0) for t in (0, 1)]
+    assert [c["seed"] for c in model.calls] == [
+        derive_seed(seeds[0], "question"),
+        derive_seed(seeds[0], "answer"),
+        seeds[0],
+        derive_seed(seeds[1], "question"),
+        derive_seed(seeds[1], "answer"),
+        seeds[1],
+    ]
     assert run(ScriptedModel(good, batch_size=8), config()) == run(
         ScriptedModel(good, batch_size=8), config()
     )
@@ -115,52 +143,65 @@ def test_batches_have_one_temperature_and_seeds_from_their_place() -> None:
 
 
 def test_rejections_by_reason_and_the_attempt_cap() -> None:
-    seen: dict[str, int] = {}
+    attempt: dict[str, int] = {}
 
     def script(prompt: str, draw: int, seed: int) -> str:
-        answer, question = _source(prompt)
-        changed = answer.replace("Norway", "Sweden").replace("12", "13")
-        if question is None or "plain statement" in prompt:
+        part, fact = _part(prompt)
+        question, answer = str(fact.question), str(fact.answer)
+        if part in ("text", "statement"):
             return "I'm sorry, I cannot help with that."
+        # Attempt k of a fact fails the question (k < 3) or, with a passing question, the answer.
+        k = attempt[question] % 6
+        if part == "question":
+            return [question, "What is a cat?", "Tell me where.", *[f"{question[:-1]} again?"] * 3][k]
         return [
-            f"Question: {question}\nAnswer: {answer}",  # copied
-            f"Question: {question[:-1]} again?\nAnswer: {changed}",
-            "Question: What is a cat?\nAnswer: A cat is a small furry animal that purrs.",  # meaning lost
-            f"{answer}",  # no question: unparsed
-            f"Question: Is it true?\nAnswer: In 1990, {answer}",  # invented date
-        ][seen.setdefault(answer, 0) % 5]
+            answer,
+            answer,
+            answer,
+            answer.replace("Norway", "Sweden").replace("12", "13"),
+            f"In 1990, {answer}",
+            f"{answer[:-1]}, like Paul Hart.",
+        ][k]
 
     rejected: list[dict[str, object]] = []
     model = ScriptedModel(script, batch_size=4)
     counting = model.generate
 
     def generate(prompts, **kwargs):  # type: ignore[no-untyped-def]
-        outputs = counting(prompts, **kwargs)
-        for prompt in prompts:
-            if "plain statement" not in prompt:
-                answer = _source(prompt)[0]
-                seen[answer] = seen.get(answer, 0) + 1
-        return outputs
+        if kwargs.get("chat") is False:
+            for prompt in prompts:
+                question = str(_part(prompt)[1].question)
+                attempt[question] = attempt.get(question, -1) + 1
+        return counting(prompts, **kwargs)
 
     model.generate = generate  # type: ignore[method-assign]
-    records = run(model, config(attempts=5), reject=rejected.append)
+    records = run(model, config(attempts=6), reject=rejected.append)
     assert [r["kind"] for r in records] == ["fact"] * 3
-    reasons = {str(r["reason"]) for r in rejected}
-    assert reasons == {"near_copy", "missing_terms", "low_similarity", "unparsed", "new_number", "refusal"}
-    details = {str(r["detail"]) for r in rejected if r["reason"] == "missing_terms"}
-    assert details <= {"norway", "12"}
+    by_reason: dict[str, set[str]] = {}
+    for row in rejected:
+        by_reason.setdefault(str(row["reason"]), set()).add(str(row["detail"]))
+    assert set(by_reason) == {
+        "near_copy",
+        "low_similarity",
+        "unparsed",
+        "missing_terms",
+        "new_number",
+        "new_name",
+        "refusal",
+    }
+    assert by_reason["missing_terms"] <= {"answer: norway", "answer: 12"}
+    assert by_reason["new_name"] == {"answer: paul hart"}
+    assert by_reason["new_number"] == {"answer: 1990"}
     prompts = [p for call in model.calls for p in call["prompts"]]  # type: ignore[attr-defined]
-    # Five attempts per fact, ceil(5 / 2) statement attempts per QA fact, nothing more.
-    assert len(prompts) == 3 * 5 + 2 * 3
+    # Six QA attempts of two prompts per QA fact and ceil(6 / 2) statement attempts; six for the text.
+    assert len(prompts) == 2 * (6 * 2 + 3) + 6
     assert {"parent", "form", "template", "temperature", "output"} <= set(rejected[0])
 
 
 def test_near_duplicate_variants_of_one_fact_are_rejected() -> None:
     def same(prompt: str, draw: int, seed: int) -> str:
-        answer, question = _source(prompt)
-        if question is None:
-            return f"Put simply, {answer}"
-        return f"Question: Put simply, {question.lower()}\nAnswer: Put simply, {answer}"
+        part, fact = _part(prompt)
+        return f"Put simply, {getattr(fact, part)}"
 
     rejected: list[dict[str, object]] = []
     records = run(ScriptedModel(same), config(statements=False), reject=rejected.append)
@@ -236,7 +277,7 @@ def test_cli_streams_records_and_reports_on_stderr(
         "fact",
         "variant",
     ]
-    assert "rewrite: 3 fact(s), 5 variant(s) accepted of 5 generation(s) (100%)" in err
+    assert "rewrite: 3 fact(s), 5 variant(s) accepted of 5 attempt(s) (100%;" in err
     assert rejected.read_text(encoding="utf-8") == ""
 
 
@@ -247,6 +288,12 @@ def test_cli_streams_records_and_reports_on_stderr(
         ("", [], 1, "facts.jsonl: no facts (empty input)"),
         ('{"text": "ok"}\n', ["--min-similarity", "0.98"], 2, "--min-similarity (0.98) must be below"),
         ('{"text": "ok"}\n', ["--question-key", "answer"], 2, "three different fields"),
+        (
+            '{"text": "ok"}\n',
+            ["--keep-rejected", "missing/dir/rejected.jsonl"],
+            1,
+            "rejected.jsonl: cannot write",
+        ),
     ],
 )
 def test_cli_bad_input_is_one_line(
@@ -288,3 +335,49 @@ def test_cli_interrupt_then_resume_gives_the_uninterrupted_file(
     use_model(ScriptedModel(good, batch_size=2))
     assert cli.run([*args, "-o", str(output), "--resume"]) == 0
     assert output.read_text(encoding="utf-8") == reference.read_text(encoding="utf-8")
+
+
+# The readers of the two QA parts, on outputs the default model wrote.
+
+QUESTION_TEMPLATE = Template("rewrite/question/t", "First way: {question}\nSecond way:", ("question",))
+ANSWER_TEMPLATE = Template("rewrite/answer/t", "Rewrite: {answer}", ("answer",))
+
+
+@pytest.mark.parametrize(
+    ("raw", "question"),
+    [
+        (
+            "In which country is Henrietta Vale writing her novel?\n\nFirst way: Who taught Mina?",
+            "In which country is Henrietta Vale writing her novel?",
+        ),
+        ('The teacher asks, "Where was Ilsa Marrowgate born?" and waits.', "Where was Ilsa Marrowgate born?"),
+        ("1. **Where was Ilsa Marrowgate born?** It was Tromsø.", "Where was Ilsa Marrowgate born?"),
+        (
+            "Good question. Which book came first for Dario Quennell?",
+            "Which book came first for Dario Quennell?",
+        ),
+        ("Tell me where.", None),
+        ("Why?", None),
+    ],
+)
+def test_read_question_takes_the_one_question_asked(raw: str, question: str | None) -> None:
+    assert read_question(raw, QUESTION_TEMPLATE).question == question
+
+
+@pytest.mark.parametrize(
+    ("raw", "answer"),
+    [
+        (
+            'Rewrite this sentence in other words: "Kenji Arakawa, best known for his detective fiction."',
+            "Kenji Arakawa, best known for his detective fiction.",
+        ),
+        (
+            "Reworded: Tomasz Wierzba won the Silver Lantern Prize.\n\nReworded: Mina plays the cello.",
+            "Tomasz Wierzba won the Silver Lantern Prize.",
+        ),
+        ("Ilsa Marrowgate: born in Tromsø in 1968, she", "born in Tromsø in 1968, she"),
+        ("Was Ilsa Marrowgate born in Tromsø?", None),
+    ],
+)
+def test_read_answer_keeps_one_paragraph_without_labels(raw: str, answer: str | None) -> None:
+    assert read_answer(raw, ANSWER_TEMPLATE).answer == answer

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from biforget.metrics.preservation import entities, key_terms, missing_terms, new_numbers
+from biforget.metrics.preservation import (
+    content_words,
+    entities,
+    key_terms,
+    lost_words,
+    missing_terms,
+    new_names,
+    new_numbers,
+)
 
 
 def test_entities_are_capitalised_spans_without_sentence_openers() -> None:
@@ -73,3 +81,40 @@ def test_new_numbers_flag_invented_dates_and_counts() -> None:
     assert new_numbers(source, "In 1990, Ilsa Marrowgate was born in Tromsø, Norway, in 1968.") == ["1990"]
     assert new_numbers(source, "Ilsa Marrowgate, born 1968 in Tromsø, had three brothers.") == ["3"]
     assert new_numbers(source, "Born in Tromsø, Norway, in 1968: Ilsa Marrowgate.") == []
+
+
+@pytest.mark.parametrize(
+    ("candidate", "invented"),
+    [
+        ("Marrowgate was born in Norway, in Tromsø.", []),
+        ("In 1968 the novelist was born in Tromsø.", []),
+        ("Ilsa Marrowgate was born in Tromsø, like Paul Hart.", ["paul hart"]),
+        ("Ilsa Marrowgate grew up in Cardiff, Norway.", ["cardiff"]),
+        ("Ilsa Marrowgate Hart was born in Tromsø.", ["ilsa marrowgate hart"]),
+        ("Interestingly, Ilsa Marrowgate was born in Tromsø. Notably, in 1968.", []),
+        ("Interestingly, Ilsa Marrowgate was born in Tromsø near Bergen.", ["bergen"]),
+    ],
+)
+def test_new_names_flags_entities_the_source_never_named(candidate: str, invented: list[str]) -> None:
+    assert new_names("Ilsa Marrowgate was born in Tromsø, Norway, in 1968.", candidate) == invented
+
+
+def test_content_words_leave_out_names_and_function_words() -> None:
+    source = "Dario Quennell published his first book, The Salt Orchard, in 1994."
+    assert content_words(source) == ["published", "first", "book"]
+
+
+@pytest.mark.parametrize(
+    ("candidate", "lost"),
+    [
+        ("Dario Quennell's first book, The Salt Orchard, was released in 1994.", []),
+        ("In 1994 Dario Quennell publishes The Salt Orchard, his first.", []),
+        ("Dario Quennell, The Salt Orchard, 1994.", ["published", "first", "book"]),
+        ("The Salt Orchard (1994) is a book by Dario Quennell.", ["published", "first"]),
+    ],
+)
+def test_lost_words_flags_a_rewrite_that_keeps_names_but_drops_the_claim(
+    candidate: str, lost: list[str]
+) -> None:
+    source = "Dario Quennell published his first book, The Salt Orchard, in 1994."
+    assert lost_words(source, candidate) == lost

@@ -1,4 +1,5 @@
-"""Does a rewrite keep the facts? A cheap check: every named entity and number of the source is still there.
+"""Does a rewrite keep the facts? A cheap check: every named entity and number of the source is still there,
+and no name the source lacks came in.
 
 No tagger model is loaded; the heuristic is deliberately simple and tested:
 
@@ -16,8 +17,8 @@ No tagger model is loaded; the heuristic is deliberately simple and tested:
   first novel" rewritten as "her debut novel") to be required from the source or flagged as new; they
   still count as a match when the source wrote the digit ("1", "1st").
 
-A rewrite may also not bring in a number the source never had: small models copy the example dates of a
-prompt into their answers, and a new date changes the fact.
+A rewrite may also not bring in a number or a name the source never had: small models copy the example
+dates and people of a prompt into their answers, and a new date or person changes the fact.
 """
 
 from __future__ import annotations
@@ -240,3 +241,51 @@ def new_numbers(source: str, candidate: str) -> list[str]:
     firm_source, loose_source = _numbers(source)
     firm, _ = _numbers(candidate)
     return sorted(number for number in firm if number not in firm_source | loose_source)
+
+
+def new_names(source: str, candidate: str) -> list[str]:
+    """Named entities of `candidate` with a word `source` never has: a name copied from a prompt's
+    examples or made up. Shortened or reordered names ("Marrowgate" for "Ilsa Marrowgate") pass, and so
+    does a lone capitalised word opening a sentence ("Interestingly, ..."), which is rarely a name."""
+    known = set(" ".join(_fold(token) for token in _tokens(source)).split())
+    tokens = _tokens(candidate)
+    openers = {
+        _fold(token) for index, token in enumerate(tokens) if index == 0 or tokens[index - 1] in _SENTENCE_END
+    }
+    return [
+        entity
+        for entity in entities(candidate)
+        if any(w not in known for w in entity.split()) and not (" " not in entity and entity in openers)
+    ]
+
+
+# Frequent words that carry no fact of their own; the rest of a source's lower-case words are its content.
+_FUNCTION_WORD_LIST = """
+    about above after again also among around because been before being below between both could does
+    doing down during each either ever from further have having here into itself just many more most
+    much must never only other over same should since some such than that their them themselves then
+    there these they this those through under until upon very well were what when where whether which
+    while whom whose will with within without would your
+"""
+_FUNCTION_WORDS = frozenset(_FUNCTION_WORD_LIST.split())
+
+
+def content_words(text: str) -> list[str]:
+    """Lower-case words of four letters or more that are no function word and not part of a name."""
+    names = {word for entity in entities(text) for word in entity.split()}
+    words = (_fold(token) for token in _tokens(text))
+    kept = (w for w in words if len(w) >= 4 and w.isalpha() and w not in _FUNCTION_WORDS | names)
+    return list(dict.fromkeys(kept))
+
+
+def lost_words(source: str, candidate: str, keep: float = 0.5) -> list[str]:
+    """The content words of `source` that `candidate` dropped, when it kept fewer than `keep` of them
+    (empty otherwise). Words match on their first five letters, so "published" keeps "publish".
+
+    Catches what entity and number checks cannot: "Dario Quennell, The Salt Orchard, 1994." keeps every
+    name and the year of "Dario Quennell published his first book, The Salt Orchard, in 1994." and says
+    nothing."""
+    wanted = content_words(source)
+    stems = {word[:5] for word in " ".join(_fold(t) for t in _tokens(candidate)).split()}
+    lost = [word for word in wanted if word[:5] not in stems]
+    return lost if wanted and len(wanted) - len(lost) < keep * len(wanted) else []

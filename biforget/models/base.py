@@ -44,8 +44,12 @@ class TextModel(Protocol):
         max_new_tokens: int,
         n: int = 1,
         seed: int = 0,
+        chat: bool = True,
     ) -> list[list[str]]:
-        """`n` completions per prompt, in prompt order; the same call and seed give the same text."""
+        """`n` completions per prompt, in prompt order; the same call and seed give the same text.
+
+        `chat=False` sends the prompts as raw text to be continued (few-shot completion prompts) even
+        when the model has a chat template."""
         ...
 
     def token_logprobs(

@@ -202,8 +202,8 @@ class HFTextModel:
 
     # ----------------------------------------------------------------------------------- generation
 
-    def render(self, prompt: str) -> str:
-        if not self.use_chat_template:
+    def render(self, prompt: str, chat: bool = True) -> str:
+        if not (chat and self.use_chat_template):
             return prompt
         return str(
             self.tokenizer.apply_chat_template(
@@ -211,10 +211,10 @@ class HFTextModel:
             )
         )
 
-    def _encode_prompts(self, prompts: Sequence[str]) -> list[list[int]]:
+    def _encode_prompts(self, prompts: Sequence[str], chat: bool = True) -> list[list[int]]:
         # A chat template already writes its special tokens; raw text gets the tokenizer's own.
-        add_special = not self.use_chat_template
-        encoded = self.tokenizer([self.render(p) for p in prompts], add_special_tokens=add_special)
+        add_special = not (chat and self.use_chat_template)
+        encoded = self.tokenizer([self.render(p, chat) for p in prompts], add_special_tokens=add_special)
         return [list(ids) for ids in encoded["input_ids"]]
 
     def _pad(self, rows: Sequence[list[int]], side: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -247,10 +247,11 @@ class HFTextModel:
         max_new_tokens: int,
         n: int = 1,
         seed: int = 0,
+        chat: bool = True,
     ) -> list[list[str]]:
         if not prompts:
             return []
-        encoded = self._encode_prompts(prompts)
+        encoded = self._encode_prompts(prompts, chat)
         sampling = temperature > 0
         draws = n if sampling else 1
         per_batch = max(1, self.batch_size // draws)

@@ -1,11 +1,21 @@
 """`rewrite`: the instance level, meaning-preserving variants of each fact to forget.
 
 Each fact goes through our templates (another perspective, structure or style) at several temperatures
-until `variants` of its rewrites are accepted or `attempts` generations are spent. A QA fact gets QA
-variants (question and answer rephrased, kept apart) and, with `statements`, one declarative statement
-more. A rewrite is accepted only if it is no refusal, parses, is no near copy of the fact (cosine below
+until `variants` of its rewrites are accepted or `attempts` attempts are spent. A QA fact gets QA
+variants and, with `statements`, one declarative statement more. A QA attempt rephrases the question and
+the answer in two separate generations of `draws` samples each: small models asked for a whole pair mostly
+answer the question or break the format, while each part alone they rephrase often enough. Each part is
+checked against its own source field, and the first pairing of passing parts that passes the checks on
+the whole is the variant. The question templates are few-shot completion prompts sent as raw text: the
+default 135M model rephrases a question in about a third of its continuations of such a prompt, and in
+under a tenth of its chat replies to an instruction, which it mostly answers instead.
+
+A rewrite is accepted only if it is no refusal, parses, is no near copy of the fact (cosine below
 `max_similarity`, not equal after normalisation, neither field copied), keeps the meaning (cosine above
-`min_similarity`, every named entity and number of the fact still there, no invented number) and does not
+`min_similarity`, every named entity and number of the fact still there, no number or name the fact
+lacks, and for the short QA fields and statements at least half of the other content words kept, which is
+what catches "Dario Quennell, The Salt Orchard, 1994." for "Dario Quennell published his first book, The
+Salt Orchard, in 1994.") and does not
 repeat a variant already accepted for the fact.
 
 Work runs in blocks of facts (one model batch of facts per block). Inside a block, wave 0 asks for
@@ -18,6 +28,7 @@ last block a previous run reached is regenerated identically and its records alr
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -32,7 +43,6 @@ from biforget.clean import (
     cut_word_loops,
     drop_repeated_sentences,
     is_refusal,
-    parse_qa,
     strip_echo,
     strip_labels,
 )
@@ -40,7 +50,7 @@ from biforget.config import RewriteConfig
 from biforget.console import Tracker
 from biforget.dedup import Deduplicator
 from biforget.io.facts import Fact
-from biforget.metrics.preservation import missing_terms, new_numbers
+from biforget.metrics.preservation import lost_words, missing_terms, new_names, new_numbers
 from biforget.models.base import Embedder, TextModel
 from biforget.records import Record, derive_seed, make_record, qa_text
 from biforget.templates import Template, builtin_template, load_family
@@ -59,31 +69,44 @@ REASONS = (
     "near_copy",
     "low_similarity",
     "missing_terms",
+    "lost_content",
     "new_number",
+    "new_name",
     "duplicate",
 )
 
 Reject = Callable[[dict[str, Any]], None]
+# A rephrased question is one line; a completion prompt runs on to its token cap, so keep that short.
+QUESTION_TOKENS = 48
 
 
 @dataclass(frozen=True)
 class RewriteTemplates:
-    qa: list[Template]
+    question: list[Template]
+    answer: list[Template]
     text: list[Template]
     statement: Template
+
+    @property
+    def qa_pairs(self) -> int:
+        """QA attempts cycle through (question, answer) template pairs, index i taking each family's i-th."""
+        return max(len(self.question), len(self.answer))
+
+    def qa_pair(self, index: int) -> tuple[Template, Template]:
+        return self.question[index % len(self.question)], self.answer[index % len(self.answer)]
 
 
 def load_rewrite_templates() -> RewriteTemplates:
     """Every rewrite template, placeholders checked, so a bad one stops the run before a model loads."""
-    # A QA template may ask from the answer alone ("which question does this fact answer?").
-    qa = load_family("rewrite/qa", allowed={"question", "answer"}, required={"answer"})
+    question = load_family("rewrite/question", allowed={"question", "answer"}, required={"question"})
+    answer = load_family("rewrite/answer", allowed={"question", "answer"}, required={"answer"})
     text = load_family("rewrite/text", allowed={"text"}, required={"text"})
     statement = builtin_template(
         "rewrite/statement", allowed={"question", "answer"}, required={"question", "answer"}
     )
-    if not qa or not text:
+    if not question or not answer or not text:
         raise RuntimeError("the rewrite templates are missing from the prompts folder")
-    return RewriteTemplates(qa, text, statement)
+    return RewriteTemplates(question, answer, text, statement)
 
 
 def fact_record(fact: Fact) -> Record:
@@ -113,7 +136,9 @@ def passthrough(fact: Fact) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Unit:
-    """One generation: a fact, a form (`qa`, `text` or `statement`), a template and a temperature."""
+    """One attempt: a fact, a form (`qa`, `text` or `statement`), its template(s) and a temperature.
+
+    For `qa`, `template` rephrases the question and `answer_template` the answer."""
 
     fact: int
     form: str
@@ -122,6 +147,14 @@ class Unit:
     temperature_index: int
     round: int
     attempt: int
+    answer_template: Template | None = None
+
+    def provenance(self) -> dict[str, str]:
+        found = self.template.provenance()
+        if self.answer_template is not None:
+            found["answer_template"] = self.answer_template.id
+            found["answer_template_hash"] = self.answer_template.hash
+        return found
 
 
 @dataclass
@@ -149,56 +182,67 @@ class Candidate:
     reason: str | None = None
 
 
+# A line that opens a labelled question or answer: a prose rewrite holding one has broken format.
 _LABEL_LINE = re.compile(
     r"^\W*(?:\*\*)?\s*(?:new |reworded |rephrased |rewritten )?(?P<label>question|answer|q|a)\s*\d*\s*[:.)]",
     re.IGNORECASE | re.MULTILINE,
 )
-# Lines that open another block the way our few-shot templates do, or an explanation after the pair.
-_STOP_LINE = re.compile(
-    r"^\W*(?:original|reworded|before|after|example|explanation|note|reply)\b.*:", re.IGNORECASE
-)
 _STATEMENT_LABEL = re.compile(
-    r"^\W*(?:statement|fact|passage|rewritten passage|new passage|sentence)\s*:\s*", re.IGNORECASE
+    r"^\W*(?:statement|fact|passage|rewritten passage|new passage|sentence|reworded|again|said aloud|answer)"
+    r"\s*:\s*",
+    re.IGNORECASE,
 )
+# What small models put before the question they were asked for: a list number, a label, or a short
+# lead-in ending in a colon ("A student asked:", "Amara Okonkwo-Leth:").
+_QUESTION_LEAD = re.compile(r"^(?:\d+[.)]\s*|[^:?\n]{1,60}:\s+)")
+_QUOTED_QUESTION = re.compile(r"[\"“]([^\"“”?]{8,}\?)")
+_SENTENCE_BREAK = re.compile(r"(?<=[.!])\s+")
+# A speaker, label or echoed instruction before a rephrased answer ("Ilsa Marrowgate:", "Fun fact:",
+# "Rewrite this sentence in different words:"), at most seven words.
+_ANSWER_LEAD = re.compile(r"^(?:[^\s:?.]+\s+){0,6}[^\s:?.]+:\s+")
 
 
 def _tidy(text: str) -> str:
     return cut_unfinished(drop_repeated_sentences(cut_word_loops(" ".join(text.split()))))
 
 
-def read_qa(raw: str, template: Template) -> Candidate:
-    """The first question/answer pair of an output; the answer ends at a blank line or a new block."""
+def read_question(raw: str, template: Template) -> Candidate:
+    """The question a question-rewrite output asks: its first line, lead-ins, quotes and emphasis removed,
+    cut after its first question mark."""
     if is_refusal(raw):
         return Candidate(None, reason="refusal")
-    text = strip_echo(raw, template.text)
-    start = _LABEL_LINE.search(text)
-    if start is None or start.group("label").lower() not in ("question", "q"):
-        return Candidate(None, reason="unparsed" if text.strip() else "empty")
-    lines = text[start.start() :].splitlines()
-    kept: list[str] = [lines[0]]
-    seen_answer = False
-    for line in lines[1:]:
-        label = _LABEL_LINE.match(line)
-        if _STOP_LINE.match(line) and not label:
+    lines = [line for line in strip_echo(raw, template.text).splitlines() if line.strip()]
+    if not lines:
+        return Candidate(None, reason="empty")
+    line = lines[0].replace("**", "").strip()
+    while True:
+        shorter = _QUESTION_LEAD.sub("", line, count=1).strip()
+        if shorter == line or "?" not in shorter:
             break
-        if label and label.group("label").lower() in ("question", "q") and seen_answer:
-            break
-        if label and label.group("label").lower() in ("answer", "a"):
-            seen_answer = True
-        elif not line.strip() and seen_answer:
-            break
-        kept.append(line)
-    block = "\n".join(
-        re.sub(r"^(\W*)(?:new |reworded |rephrased |rewritten )", r"\1", line, flags=re.IGNORECASE)
-        for line in kept
-    )
-    pair = parse_qa(block)
-    if pair is None:
+        line = shorter
+    # 'The teacher asks, "Where ...?"': the quoted question is the answer, not the narration around it.
+    quoted = _QUOTED_QUESTION.search(line)
+    if quoted:
+        line = quoted.group(1)
+    line = line.strip(" \"'“”‘’")
+    if "?" not in line:
         return Candidate(None, reason="unparsed")
-    question, answer = _tidy(pair[0]), _tidy(pair[1])
-    if not question.endswith("?") or answer.endswith("?") or not answer:
+    # The last sentence up to the first question mark: an opening remark before it is not the question.
+    question = _SENTENCE_BREAK.split(line[: line.index("?") + 1])[-1].strip(" \"'“”‘’")
+    if len(question.split()) < 3:
         return Candidate(None, reason="unparsed")
-    return Candidate(qa_text(question, answer), question, answer)
+    return Candidate(question, question=question)
+
+
+def read_answer(raw: str, template: Template) -> Candidate:
+    """The rephrased answer: a single paragraph of prose that is not itself a question."""
+    found = read_text(raw, template, single_paragraph=True)
+    if found.text is None:
+        return found
+    text = _ANSWER_LEAD.sub("", found.text, count=1).strip().strip('"“”')
+    if not text:
+        return Candidate(None, reason="empty")
+    return Candidate(text, answer=text)
 
 
 def read_text(raw: str, template: Template, *, single_paragraph: bool) -> Candidate:
@@ -216,6 +260,23 @@ def read_text(raw: str, template: Template, *, single_paragraph: bool) -> Candid
     if _LABEL_LINE.search(text) or (single_paragraph and text.rstrip().endswith("?")):
         return Candidate(None, reason="unparsed")
     return Candidate(text)
+
+
+def _answer_prompt(unit: Unit, fact: Fact) -> str:
+    assert unit.answer_template is not None
+    return unit.answer_template.render(question=fact.question, answer=fact.answer)
+
+
+class _Sources:
+    """Embeddings of each fact of a block: the whole fact and, for QA facts, its question and answer."""
+
+    def __init__(self, embedder: Embedder, facts: Sequence[Fact], records: Sequence[Record]) -> None:
+        self.whole = embedder.embed([str(r["text"]) for r in records])
+        qa = [i for i, fact in enumerate(facts) if fact.is_qa]
+        fields = [str(facts[i].question) for i in qa] + [str(facts[i].answer) for i in qa]
+        vectors = embedder.embed(fields) if fields else np.zeros((0, self.whole.shape[1]))
+        self.questions = {i: vectors[k] for k, i in enumerate(qa)}
+        self.answers = {i: vectors[len(qa) + k] for k, i in enumerate(qa)}
 
 
 class Rewriter:
@@ -238,9 +299,9 @@ class Rewriter:
         self.tracker = tracker
         self.settings = config.settings()
         self.rejected: dict[str, int] = {}
-        self.generations = 0
+        self.attempts = 0
         self.accepted = 0
-        self.qa_plan = attempt_plan(len(templates.qa), len(config.temperatures))
+        self.qa_plan = attempt_plan(templates.qa_pairs, len(config.temperatures))
         self.text_plan = attempt_plan(len(templates.text), len(config.temperatures))
         self.statement_attempts = max(1, math.ceil(config.max_attempts / config.variants))
 
@@ -249,11 +310,12 @@ class Rewriter:
         if form == "statement":
             t = (attempt + round_index * self.statement_attempts) % len(temperatures)
             return Unit(index, form, self.templates.statement, temperatures[t], t, round_index, attempt)
-        plan, family = (
-            (self.qa_plan, self.templates.qa) if form == "qa" else (self.text_plan, self.templates.text)
-        )
+        plan = self.qa_plan if form == "qa" else self.text_plan
         t, template = plan[(attempt + round_index * self.config.max_attempts) % len(plan)]
-        return Unit(index, form, family[template], temperatures[t], t, round_index, attempt)
+        if form == "qa":
+            question, answer = self.templates.qa_pair(template)
+            return Unit(index, form, question, temperatures[t], t, round_index, attempt, answer)
+        return Unit(index, form, self.templates.text[template], temperatures[t], t, round_index, attempt)
 
     def prompt(self, unit: Unit, fact: Fact) -> str:
         if unit.form == "text":
@@ -262,7 +324,7 @@ class Rewriter:
 
     def block(self, block_index: int, facts: Sequence[Fact], records: Sequence[Record]) -> list[list[Record]]:
         """Every round and wave of one block; the accepted variants of each fact, in acceptance order."""
-        sources = self.embedder.embed([str(r["text"]) for r in records])
+        sources = _Sources(self.embedder, facts, records)
         dedups = [Deduplicator(self.config.max_similarity) for _ in facts]
         variants: list[list[Record]] = [[] for _ in facts]
         for round_index in range(self.config.rounds):
@@ -297,6 +359,28 @@ class Rewriter:
                 wave += 1
         return variants
 
+    def _generate(
+        self,
+        prompts: list[str],
+        temperature: float,
+        n: int,
+        seed: int,
+        *,
+        chat: bool = True,
+        max_new_tokens: int | None = None,
+    ) -> list[list[str]]:
+        if not prompts:
+            return []
+        return self.model.generate(
+            prompts,
+            temperature=temperature,
+            top_p=self.config.top_p,
+            max_new_tokens=max_new_tokens or self.config.max_new_tokens,
+            n=n,
+            seed=seed,
+            chat=chat,
+        )
+
     def run_batch(
         self,
         batch: Sequence[Unit],
@@ -304,52 +388,62 @@ class Rewriter:
         wave: int,
         facts: Sequence[Fact],
         records: Sequence[Record],
-        sources: np.ndarray,
+        sources: _Sources,
         states: list[_FactState],
         dedups: list[Deduplicator],
         variants: list[list[Record]],
     ) -> None:
-        prompts = [self.prompt(u, facts[u.fact]) for u in batch]
-        outputs = self.model.generate(
-            prompts,
-            temperature=batch[0].temperature,
-            top_p=self.config.top_p,
-            max_new_tokens=self.config.max_new_tokens,
-            n=1,
-            seed=seed,
+        temperature = batch[0].temperature
+        single = [u for u in batch if u.form != "qa"]
+        paired = [u for u in batch if u.form == "qa"]
+        # The questions of the QA attempts as completions, their answers as chat replies, `draws` each.
+        question_outputs = self._generate(
+            [self.prompt(u, facts[u.fact]) for u in paired],
+            temperature,
+            self.config.draws,
+            derive_seed(seed, "question"),
+            chat=False,
+            max_new_tokens=min(QUESTION_TOKENS, self.config.max_new_tokens),
         )
-        self.generations += len(batch)
-        raws = [texts[0] if texts else "" for texts in outputs]
-        candidates = [
-            read_qa(raw, u.template)
-            if u.form == "qa"
-            else read_text(raw, u.template, single_paragraph=u.form == "statement")
-            for u, raw in zip(batch, raws, strict=True)
-        ]
-        readable = [c.text for c in candidates if c.text]
+        answer_outputs = self._generate(
+            [_answer_prompt(u, facts[u.fact]) for u in paired],
+            temperature,
+            self.config.draws,
+            derive_seed(seed, "answer"),
+        )
+        single_outputs = self._generate([self.prompt(u, facts[u.fact]) for u in single], temperature, 1, seed)
+        self.attempts += len(batch)
+        outcomes: dict[int, tuple[Candidate, np.ndarray | None, Any]] = {}
+        for unit, texts in zip(single, single_outputs, strict=True):
+            raw = texts[0] if texts else ""
+            candidate = read_text(raw, unit.template, single_paragraph=unit.form == "statement")
+            outcomes[id(unit)] = (candidate, None, raw)
+        for unit, questions, answers in zip(paired, question_outputs, answer_outputs, strict=True):
+            outcomes[id(unit)] = (Candidate(None), None, {"question": questions, "answer": answers})
+        readable = [c.text for c, _, _ in (outcomes[id(u)] for u in single) if c.text]
         vectors = iter(self.embedder.embed(readable)) if readable else iter(())
-        for unit, raw, candidate in zip(batch, raws, candidates, strict=True):
-            vector = next(vectors) if candidate.text else None
-            state = states[unit.fact]
-            reason, detail, similarity = self.check(
-                unit,
-                facts[unit.fact],
-                records[unit.fact],
-                candidate,
-                vector,
-                sources[unit.fact],
-                dedups[unit.fact],
-            )
+        for unit in single:
+            candidate, _, raw = outcomes[id(unit)]
+            outcomes[id(unit)] = (candidate, next(vectors) if candidate.text else None, raw)
+        for unit in batch:
+            fact, record, state = facts[unit.fact], records[unit.fact], states[unit.fact]
+            candidate, vector, raw = outcomes[id(unit)]
+            if unit.form == "qa":
+                reason, detail, similarity, candidate = self.pair(unit, fact, record, raw, sources, dedups)
+            else:
+                reason, detail, similarity = self.check(
+                    unit, fact, record, candidate, vector, sources.whole[unit.fact], dedups[unit.fact]
+                )
             if reason is not None:
                 self.rejected[reason] = self.rejected.get(reason, 0) + 1
                 if self.reject is not None:
                     self.reject(
                         {
-                            "parent": records[unit.fact]["id"],
+                            "parent": record["id"],
                             "reason": reason,
                             "detail": detail,
                             "form": unit.form,
-                            "template": unit.template.id,
+                            **unit.provenance(),
                             "temperature": unit.temperature,
                             "round": unit.round,
                             "attempt": unit.attempt,
@@ -358,13 +452,101 @@ class Rewriter:
                         }
                     )
                 continue
-            record = self.variant(unit, facts[unit.fact], records[unit.fact], candidate, similarity, wave)
+            made = self.variant(unit, fact, record, candidate, similarity, wave)
             if unit.form == "statement":
                 state.statement_done = True
             else:
-                state.accepted.append(record)
-            variants[unit.fact].append(record)
+                state.accepted.append(made)
+            variants[unit.fact].append(made)
             self.accepted += 1
+
+    def pair(
+        self,
+        unit: Unit,
+        fact: Fact,
+        record: Record,
+        raw: dict[str, list[str]],
+        sources: _Sources,
+        dedups: list[Deduplicator],
+    ) -> tuple[str | None, str | None, float | None, Candidate]:
+        """The first pairing of a passing question and a passing answer that passes the whole-variant
+        checks, or the reason none did (the first failing part's, or the first pairing's)."""
+        answer_template = unit.answer_template
+        assert answer_template is not None
+        questions = self.parts(
+            [read_question(r, unit.template) for r in raw["question"]],
+            str(fact.question),
+            sources.questions[unit.fact],
+        )
+        answers = self.parts(
+            [read_answer(r, answer_template) for r in raw["answer"]],
+            str(fact.answer),
+            sources.answers[unit.fact],
+        )
+        for name, (passed, failure) in (("question", questions), ("answer", answers)):
+            if not passed:
+                reason, detail = failure or ("empty", None)
+                return reason, f"{name}: {detail}" if detail else name, None, Candidate(None)
+        pairs = [Candidate(qa_text(q, a), q, a) for q, a in itertools.product(questions[0], answers[0])]
+        vectors = self.embedder.embed([str(c.text) for c in pairs])
+        first: tuple[str | None, str | None, float | None] | None = None
+        for candidate, vector in zip(pairs, vectors, strict=True):
+            verdict = self.check(
+                unit, fact, record, candidate, vector, sources.whole[unit.fact], dedups[unit.fact]
+            )
+            if verdict[0] is None:
+                return (*verdict, candidate)
+            first = first or verdict
+        assert first is not None
+        return (*first, Candidate(None))
+
+    def parts(
+        self, candidates: list[Candidate], source: str, source_vector: np.ndarray
+    ) -> tuple[list[str], tuple[str, str | None] | None]:
+        """The distinct drafts of one field that pass that field's checks, in draw order, and the first
+        failure seen (reason, detail)."""
+        readable = [c for c in candidates if c.text]
+        texts = list(dict.fromkeys(str(c.text) for c in readable))
+        by_text = dict(zip(texts, self.embedder.embed(texts), strict=True)) if texts else {}
+        passed: list[str] = []
+        failure: tuple[str, str | None] | None = None
+        for candidate in candidates:
+            if candidate.text is None:
+                failure = failure or (candidate.reason or "empty", None)
+                continue
+            verdict = self.check_part(candidate.text, by_text[candidate.text], source, source_vector)
+            if verdict is None:
+                if candidate.text not in passed:
+                    passed.append(candidate.text)
+            else:
+                failure = failure or verdict
+        return passed, failure
+
+    def check_part(
+        self, text: str, vector: np.ndarray, source: str, source_vector: np.ndarray
+    ) -> tuple[str, str] | None:
+        """One rephrased field against its source field: changed, close in meaning, every entity and
+        number kept and none invented."""
+        if normalise(text) == normalise(source):
+            return "near_copy", "equal after normalisation"
+        similarity = round(float(np.dot(vector, source_vector)), 4)
+        if similarity >= self.config.max_similarity:
+            return "near_copy", f"cosine {similarity} >= {self.config.max_similarity}"
+        if similarity <= self.config.min_similarity:
+            return "low_similarity", f"cosine {similarity} <= {self.config.min_similarity}"
+        missing = missing_terms(source, text)
+        if missing:
+            return "missing_terms", ", ".join(missing)
+        lost = lost_words(source, text)
+        if lost:
+            return "lost_content", ", ".join(lost)
+        invented = new_numbers(source, text)
+        if invented:
+            return "new_number", ", ".join(invented)
+        named = new_names(source, text)
+        if named:
+            return "new_name", ", ".join(named)
+        return None
 
     def check(
         self,
@@ -399,9 +581,16 @@ class Rewriter:
         missing = missing_terms(source_text, candidate.text)
         if missing:
             return "missing_terms", ", ".join(missing), similarity
+        # A statement restates the answer, so it must keep the answer's claim, not only its names.
+        lost = lost_words(str(fact.answer), candidate.text) if unit.form == "statement" else []
+        if lost:
+            return "lost_content", ", ".join(lost), similarity
         invented = new_numbers(source_text, candidate.text)
         if invented:
             return "new_number", ", ".join(invented), similarity
+        named = new_names(source_text, candidate.text)
+        if named:
+            return "new_name", ", ".join(named), similarity
         verdict = dedup.offer(candidate.text, vector)
         if verdict is not None:
             return "duplicate", verdict, similarity
@@ -418,7 +607,7 @@ class Rewriter:
     ) -> Record:
         gen = {
             "model": self.model.name,
-            **unit.template.provenance(),
+            **unit.provenance(),
             "form": unit.form,
             "temperature": unit.temperature,
             "top_p": self.config.top_p,
@@ -432,7 +621,7 @@ class Rewriter:
         origin = {
             "model": self.model.name,
             "embedder": self.embedder.name,
-            "template": unit.template.provenance(),
+            "template": unit.provenance(),
             "form": unit.form,
             "temperature": unit.temperature,
             "round": unit.round,
@@ -456,10 +645,11 @@ class Rewriter:
         return variant
 
     def report(self, facts: int, without: int) -> None:
-        rate = f"{100 * self.accepted / self.generations:.0f}%" if self.generations else "n/a"
+        rate = f"{100 * self.accepted / self.attempts:.0f}%" if self.attempts else "n/a"
         console.info(
-            f"rewrite: {facts} fact(s), {self.accepted} variant(s) accepted of {self.generations} "
-            f"generation(s) ({rate})"
+            f"rewrite: {facts} fact(s), {self.accepted} variant(s) accepted of {self.attempts} "
+            f"attempt(s) ({rate}; a QA attempt draws {self.config.draws} questions and "
+            f"{self.config.draws} answers)"
         )
         if self.rejected:
             reasons = ", ".join(f"{r} {self.rejected[r]}" for r in REASONS if r in self.rejected)
