@@ -78,6 +78,12 @@ class Tracker:
         if self._display is not None and task is not None:
             self._display.advance(task, amount)  # type: ignore[arg-type]
 
+    def skip(self, task: int | None, amount: float) -> None:
+        """Advance over work a previous run did (`--resume`), left out of the rate."""
+        if self._display is not None and task is not None and amount:
+            self._display.advance(task, amount)  # type: ignore[arg-type]
+            self._display.update(task, skipped=amount)  # type: ignore[arg-type]
+
     def status(self, task: int | None, text: str) -> None:
         if self._display is not None and task is not None:
             self._display.update(task, status=text)  # type: ignore[arg-type]
@@ -114,12 +120,18 @@ def make_progress() -> Progress:
     from rich.text import Text
 
     class RateColumn(ProgressColumn):
-        """Items per second, in the unit the task names (`unit=` field, default "it")."""
+        """Items per second over the whole run, in the unit the task names (`unit=` field).
+
+        Not rich's windowed speed: stages advance a whole batch after minutes of work, and a window
+        holding only that burst shows thousands per second."""
 
         def render(self, task: Task) -> Text:
             unit = task.fields.get("unit", "it")
-            speed = task.finished_speed or task.speed
-            return Text("" if speed is None else f"{speed:,.1f} {unit}/s", style="progress.data.speed")
+            done = task.completed - float(task.fields.get("skipped", 0))
+            elapsed = task.finished_time if task.finished else task.elapsed
+            if not elapsed or done <= 0:
+                return Text("")
+            return Text(f"{done / elapsed:,.1f} {unit}/s", style="progress.data.speed")
 
     class StatusColumn(ProgressColumn):
         """A free-text status a stage updates live (`status=` field), e.g. the diversity curve."""

@@ -413,7 +413,7 @@ def _jailbreak(
     rejected: dict[str, int] = {}
     accepted = 0
     task = prober.tracker.start(JAILBREAK, total=config.jailbreak, unit="attempts")
-    prober.tracker.advance(task, sum(len(b) for b in batches[:first]))
+    prober.tracker.skip(task, sum(len(b) for b in batches[:first]))
     if first:
         console.info(f"{JAILBREAK}: resuming from batch {first + 1} of {len(batches)}")
     try:
@@ -464,7 +464,7 @@ def _membership(
     accepted = 0
     key = config.mia_score
     task = prober.tracker.start(MIA, total=config.mia, unit="attempts")
-    prober.tracker.advance(task, sum(len(b) for b in batches[:first]))
+    prober.tracker.skip(task, sum(len(b) for b in batches[:first]))
     try:
         for batch_index in range(first, len(batches)):
             found = prober.candidates(MIA, batch_index, batches[batch_index], rejected)

@@ -698,7 +698,7 @@ def rewrite_facts(
         )
     rewriter = Rewriter(model, embedder, config, templates, reject, tracker)
     task = tracker.start("rewrite", total=len(unique), unit="facts")
-    tracker.advance(task, min(first * size, len(unique)))
+    tracker.skip(task, min(first * size, len(unique)))
     without = 0
     try:
         for block_index in range(first, len(blocks)):
