@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.scripted import HashEmbedder
+from tests.scripted import HashEmbedder, ScriptedModel
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -61,3 +62,23 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, default_model_dir: 
 @pytest.fixture
 def hash_embedder() -> HashEmbedder:
     return HashEmbedder()
+
+
+@pytest.fixture(autouse=True)
+def _reset_quiet() -> Iterator[None]:
+    """--quiet is process-wide state; a test that set it must not silence the next one."""
+    yield
+    from biforget import console
+
+    console.set_quiet(False)
+
+
+@pytest.fixture
+def use_model(monkeypatch: pytest.MonkeyPatch) -> Callable[[ScriptedModel], None]:
+    """Make `biforget.api.load_models` return `model` and the hash embedder."""
+    import biforget.api
+
+    def install(model: ScriptedModel) -> None:
+        monkeypatch.setattr(biforget.api, "load_models", lambda options: (model, HashEmbedder()))
+
+    return install

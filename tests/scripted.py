@@ -16,10 +16,18 @@ class ScriptedModel:
     Deterministic by construction, so tests can assert on exact records.
     """
 
-    def __init__(self, script: Callable[[str, int, int], str], name: str = "scripted", batch_size: int = 8):
+    def __init__(
+        self,
+        script: Callable[[str, int, int], str],
+        name: str = "scripted",
+        batch_size: int = 8,
+        stop_at: int | None = None,
+    ):
         self.script = script
         self.name = name
         self.batch_size = batch_size
+        # Raise KeyboardInterrupt on generate call number `stop_at`, like Ctrl-C mid-run.
+        self.stop_at = stop_at
         self.calls: list[dict[str, object]] = []
 
     def generate(
@@ -33,6 +41,8 @@ class ScriptedModel:
         seed: int = 0,
         chat: bool = True,
     ) -> list[list[str]]:
+        if self.stop_at is not None and len(self.calls) + 1 == self.stop_at:
+            raise KeyboardInterrupt
         self.calls.append(
             {"prompts": list(prompts), "temperature": temperature, "n": n, "seed": seed, "chat": chat}
         )

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import biforget.api
-from biforget import cli, console
+from biforget import cli
 from biforget.config import ModelOptions
 from biforget.errors import InputError, ModelError
 from biforget.io.jsonl import read_all
@@ -26,12 +26,6 @@ def points(prompt: str, draw: int, seed: int) -> str:
         point = prompt.split("subtopics of ", 1)[1].split(" (from ", 1)[0]
         return f"1. {point} Alpha\n2. {point} Beta"
     return "Here are the topics:\n1. Hogwarts\n2. Quidditch\n3. Horcruxes"
-
-
-@pytest.fixture(autouse=True)
-def _reset_quiet() -> Iterator[None]:
-    yield
-    console.set_quiet(False)
 
 
 @pytest.fixture

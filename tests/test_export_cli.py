@@ -5,21 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from biforget import cli, console
+from biforget import cli
 from biforget.records import make_record
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(autouse=True)
-def _reset_quiet() -> Iterator[None]:
-    yield
-    console.set_quiet(False)
 
 
 def _records() -> list[dict[str, object]]:

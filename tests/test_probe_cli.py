@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import biforget.api
-from biforget import cli, console
+from biforget import cli
 from biforget.config import ModelOptions
-from tests.scripted import HashEmbedder, ScriptedModel
+from tests.scripted import ScriptedModel
 from tests.test_probe_pipeline import STAGE_ONE, ScoredModel, script
 
 SMALL = [
@@ -28,33 +28,6 @@ SMALL = [
     "--batch-size",
     "4",
 ]
-
-
-class Interrupting(ScoredModel):
-    """Raises KeyboardInterrupt on the generate call number `stop_at`, like Ctrl-C mid-run."""
-
-    def __init__(self, stop_at: int) -> None:
-        super().__init__(script, batch_size=4)
-        self.stop_at = stop_at
-
-    def generate(self, prompts, **kwargs):  # type: ignore[no-untyped-def]
-        if len(self.calls) + 1 == self.stop_at:
-            raise KeyboardInterrupt
-        return super().generate(prompts, **kwargs)
-
-
-@pytest.fixture(autouse=True)
-def _reset_quiet() -> Iterator[None]:
-    yield
-    console.set_quiet(False)
-
-
-@pytest.fixture
-def use_model(monkeypatch: pytest.MonkeyPatch) -> Callable[[ScriptedModel], None]:
-    def install(model: ScriptedModel) -> None:
-        monkeypatch.setattr(biforget.api, "load_models", lambda options: (model, HashEmbedder()))
-
-    return install
 
 
 @pytest.fixture
@@ -110,7 +83,7 @@ def test_interrupt_exits_130_and_resume_completes_the_same_file(
     use_model(ScoredModel(script, batch_size=4))
     assert cli.run([*args, "-o", str(reference)]) == 0
     output = tmp_path / "out.jsonl"
-    use_model(Interrupting(stop_at=5))  # in the second membership batch
+    use_model(ScoredModel(script, batch_size=4, stop_at=5))  # in the second membership batch
     assert cli.run([*args, "-o", str(output)]) == 130
     partial = output.read_text(encoding="utf-8").splitlines()
     assert len(STAGE_ONE) < len(partial) < len(reference.read_text().splitlines())

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-import biforget.api
-from biforget import cli, console
+from biforget import cli
 from biforget.config import RewriteConfig
 from biforget.errors import UsageError
 from biforget.io.facts import Fact, parse_facts
@@ -231,31 +230,6 @@ def test_similarity_bounds_must_be_ordered() -> None:
 # The command, through `biforget.cli.run`.
 
 
-@pytest.fixture(autouse=True)
-def _reset_quiet() -> Iterator[None]:
-    yield
-    console.set_quiet(False)
-
-
-@pytest.fixture
-def use_model(monkeypatch: pytest.MonkeyPatch) -> Callable[[ScriptedModel], None]:
-    def install(model: ScriptedModel) -> None:
-        monkeypatch.setattr(biforget.api, "load_models", lambda options: (model, HashEmbedder()))
-
-    return install
-
-
-class Interrupting(ScriptedModel):
-    def __init__(self, stop_at: int) -> None:
-        super().__init__(good, batch_size=2)
-        self.stop_at = stop_at
-
-    def generate(self, prompts, **kwargs):  # type: ignore[no-untyped-def, override]
-        if len(self.calls) + 1 == self.stop_at:
-            raise KeyboardInterrupt
-        return super().generate(prompts, **kwargs)
-
-
 def test_cli_streams_records_and_reports_on_stderr(
     use_model: Callable[[ScriptedModel], None], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -328,7 +302,7 @@ def test_cli_interrupt_then_resume_gives_the_uninterrupted_file(
     assert cli.run([*args, "-o", str(reference)]) == 0
     output = tmp_path / "out.jsonl"
     # Batch size 2: facts 1-2 are block 0, fact 3 block 1; stop at the last call, inside block 1.
-    use_model(Interrupting(stop_at=len(complete.calls)))
+    use_model(ScriptedModel(good, batch_size=2, stop_at=len(complete.calls)))
     assert cli.run([*args, "-o", str(output)]) == 130
     partial = output.read_text(encoding="utf-8").splitlines()
     assert 0 < len(partial) < len(reference.read_text(encoding="utf-8").splitlines())

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import biforget.api
-from biforget import cli, console
+from biforget import cli
 from biforget.config import ModelOptions
-from tests.scripted import HashEmbedder, ScriptedModel
+from tests.scripted import ScriptedModel
 from tests.test_synthesize_pipeline import POINTS, varied
 
 SMALL = ["--temperatures", "0.6,1.0", "--samples", "2", "--rounds", "1", "--max-new-tokens", "16"]
@@ -23,33 +23,6 @@ def script(prompt: str, draw: int, seed: int) -> str:
     if "key topics of" in prompt:
         return "1. Old Castle\n2. Deep River"
     return varied(prompt, draw, seed)
-
-
-class Interrupting(ScriptedModel):
-    """Raises KeyboardInterrupt on the generate call number `stop_at`, like Ctrl-C mid-run."""
-
-    def __init__(self, stop_at: int) -> None:
-        super().__init__(script)
-        self.stop_at = stop_at
-
-    def generate(self, prompts, **kwargs):  # type: ignore[no-untyped-def, override]
-        if len(self.calls) + 1 == self.stop_at:
-            raise KeyboardInterrupt
-        return super().generate(prompts, **kwargs)
-
-
-@pytest.fixture(autouse=True)
-def _reset_quiet() -> Iterator[None]:
-    yield
-    console.set_quiet(False)
-
-
-@pytest.fixture
-def use_model(monkeypatch: pytest.MonkeyPatch) -> Callable[[ScriptedModel], None]:
-    def install(model: ScriptedModel) -> None:
-        monkeypatch.setattr(biforget.api, "load_models", lambda options: (model, HashEmbedder()))
-
-    return install
 
 
 def write_points(path: Path, extra: list[dict[str, object]] | None = None) -> Path:
@@ -95,7 +68,7 @@ def test_interrupt_exits_130_and_resume_completes_the_same_file(
     use_model(ScriptedModel(script))
     assert cli.run(["synthesize", "-i", str(points), *SMALL, "-o", str(reference)]) == 0
     output = tmp_path / "out.jsonl"
-    use_model(Interrupting(stop_at=5))
+    use_model(ScriptedModel(script, stop_at=5))
     assert cli.run(["synthesize", "-i", str(points), *SMALL, "-o", str(output)]) == 130
     partial = output.read_text(encoding="utf-8").splitlines()
     assert 0 < len(partial) < len(reference.read_text().splitlines())
