@@ -131,7 +131,10 @@ def make_progress() -> Progress:
             elapsed = task.finished_time if task.finished else task.elapsed
             if not elapsed or done <= 0:
                 return Text("")
-            return Text(f"{done / elapsed:,.1f} {unit}/s", style="progress.data.speed")
+            rate = done / elapsed
+            # Three significant digits below 10: rewrite runs at a few hundredths of a fact a second.
+            shown = f"{rate:,.1f}" if rate >= 10 else f"{rate:.3g}"
+            return Text(f"{shown} {unit}/s", style="progress.data.speed")
 
     class StatusColumn(ProgressColumn):
         """A free-text status a stage updates live (`status=` field), e.g. the diversity curve."""

@@ -27,4 +27,10 @@ def test_rate_is_the_mean_over_the_run_without_resumed_work(monkeypatch: pytest.
     # Six facts in one burst after ten seconds: 0.6 facts/s, not the burst's rate.
     tracker.advance(task, 6)
     assert rate_text(tracker, task) == "0.6 facts/s"
+    clock[0] = 310.0
+    tracker.advance(task, 1)
+    assert rate_text(tracker, task) == "0.0333 facts/s"
+    clock[0] = 310.5
+    tracker.advance(task, 50)
+    assert rate_text(tracker, task) == "0.271 facts/s"
     tracker.close()

@@ -152,7 +152,8 @@ def test_rejections_by_reason_and_the_attempt_cap() -> None:
         # Attempt k of a fact fails the question (k < 3) or, with a passing question, the answer.
         k = attempt[question] % 6
         if part == "question":
-            return [question, "What is a cat?", "Tell me where.", *[f"{question[:-1]} again?"] * 3][k]
+            rephrased = [f"{question[:-1]} {word}?" for word in ("again", "anew", "once more")]
+            return [question, "What is a cat?", "Tell me where.", *rephrased][k]
         return [
             answer,
             answer,
@@ -355,3 +356,37 @@ def test_read_question_takes_the_one_question_asked(raw: str, question: str | No
 )
 def test_read_answer_keeps_one_paragraph_without_labels(raw: str, answer: str | None) -> None:
     assert read_answer(raw, ANSWER_TEMPLATE).answer == answer
+
+
+def test_a_question_and_an_answer_from_different_attempts_pair_up() -> None:
+    attempt: dict[str, int] = {}
+
+    def script(prompt: str, draw: int, seed: int) -> str:
+        part, fact = _part(prompt)
+        if part == "text":
+            return f"Passage: Put simply, {fact.text}"
+        k = attempt[str(fact.question)]
+        if part == "question":  # attempt 0 asks well, attempt 1 copies the question
+            return f"Tell me, {str(fact.question).lower()}" if k == 0 else str(fact.question)
+        return str(fact.answer) if k == 0 else f"To put it plainly, {fact.answer}"  # the other way round
+
+    model = ScriptedModel(script)
+    counting = model.generate
+
+    def generate(prompts, **kwargs):  # type: ignore[no-untyped-def]
+        if kwargs.get("chat") is False:
+            for prompt in prompts:
+                question = str(_part(prompt)[1].question)
+                attempt[question] = attempt.get(question, -1) + 1
+        return counting(prompts, **kwargs)
+
+    model.generate = generate  # type: ignore[method-assign]
+    records = run(model, config(variants=1, attempts=2, temperatures=(0.6,), statements=False))
+    qa = [r for r in records if r["kind"] == "variant" and r["gen"]["form"] == "qa"]  # type: ignore[index]
+    assert len(qa) == 2
+    for variant in qa:
+        assert str(variant["question"]).startswith("Tell me, ")
+        assert str(variant["answer"]).startswith("To put it plainly, ")
+        parts = variant["gen"]["parts"]  # type: ignore[index]
+        assert (parts["question"]["attempt"], parts["answer"]["attempt"]) == (0, 1)
+        assert variant["gen"]["attempt"] == 0  # type: ignore[index]

@@ -5,10 +5,12 @@ until `variants` of its rewrites are accepted or `attempts` attempts are spent. 
 variants and, with `statements`, one declarative statement more. A QA attempt rephrases the question and
 the answer in two separate generations of `draws` samples each: small models asked for a whole pair mostly
 answer the question or break the format, while each part alone they rephrase often enough. Each part is
-checked against its own source field, and the first pairing of passing parts that passes the checks on
-the whole is the variant. The question templates are few-shot completion prompts sent as raw text: the
-default 135M model rephrases a question in about a third of its continuations of such a prompt, and in
-under a tenth of its chat replies to an instruction, which it mostly answers instead.
+checked against its own source field. Passing parts stay in a pool of the fact for the round, so a
+question drawn in one attempt can pair with an answer drawn in another: the first pairing that passes the
+checks on the whole is the variant, and its two parts leave the pool. The question templates are
+few-shot completion prompts sent as raw text: the default 135M model rephrased a question in 24 and 46
+of 72 continuations of our two such prompts, and in under 10 of 72 chat replies to an instruction, which
+it mostly answers instead.
 
 A rewrite is accepted only if it is no refusal, parses, is no near copy of the fact (cosine below
 `max_similarity`, not equal after normalisation, neither field copied), keeps the meaning (cosine above
@@ -28,6 +30,7 @@ last block a previous run reached is regenerated identically and its records alr
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import re
@@ -157,6 +160,22 @@ class Unit:
         return found
 
 
+@dataclass(frozen=True)
+class Part:
+    """A drafted question or answer that passed its own field's checks, and the attempt that drew it."""
+
+    text: str
+    unit: Unit
+
+    def provenance(self, template: Template) -> dict[str, Any]:
+        return {
+            "template": template.id,
+            "template_hash": template.hash,
+            "temperature": self.unit.temperature,
+            "attempt": self.unit.attempt,
+        }
+
+
 @dataclass
 class _FactState:
     wanted: int
@@ -164,6 +183,9 @@ class _FactState:
     used: int = 0
     statement_done: bool = False
     statement_used: int = 0
+    # Passing QA parts of this round not yet in a variant, in the order they were drawn.
+    questions: list[Part] = field(default_factory=list)
+    answers: list[Part] = field(default_factory=list)
 
 
 def attempt_plan(templates: int, temperatures: int) -> list[tuple[int, int]]:
@@ -180,6 +202,8 @@ class Candidate:
     question: str | None = None
     answer: str | None = None
     reason: str | None = None
+    # For a QA pairing: the drafts its question and answer came from.
+    parts: tuple[Part, Part] | None = None
 
 
 # A line that opens a labelled question or answer: a prose rewrite holding one has broken format.
@@ -429,7 +453,9 @@ class Rewriter:
             fact, record, state = facts[unit.fact], records[unit.fact], states[unit.fact]
             candidate, vector, raw = outcomes[id(unit)]
             if unit.form == "qa":
-                reason, detail, similarity, candidate = self.pair(unit, fact, record, raw, sources, dedups)
+                reason, detail, similarity, candidate = self.pair(
+                    unit, fact, record, raw, sources, dedups[unit.fact], state
+                )
             else:
                 reason, detail, similarity = self.check(
                     unit, fact, record, candidate, vector, sources.whole[unit.fact], dedups[unit.fact]
@@ -467,34 +493,55 @@ class Rewriter:
         record: Record,
         raw: dict[str, list[str]],
         sources: _Sources,
-        dedups: list[Deduplicator],
+        dedup: Deduplicator,
+        state: _FactState,
     ) -> tuple[str | None, str | None, float | None, Candidate]:
-        """The first pairing of a passing question and a passing answer that passes the whole-variant
-        checks, or the reason none did (the first failing part's, or the first pairing's)."""
+        """Pair this attempt's passing drafts with each other and with the fact's pool; the first pairing
+        that passes the whole-variant checks, or the reason none did (a part's when this attempt drew no
+        passing question or answer and the pool has none to lend, else the first pairing's)."""
         answer_template = unit.answer_template
         assert answer_template is not None
-        questions = self.parts(
+        questions, question_failure = self.parts(
             [read_question(r, unit.template) for r in raw["question"]],
             str(fact.question),
             sources.questions[unit.fact],
         )
-        answers = self.parts(
+        answers, answer_failure = self.parts(
             [read_answer(r, answer_template) for r in raw["answer"]],
             str(fact.answer),
             sources.answers[unit.fact],
         )
-        for name, (passed, failure) in (("question", questions), ("answer", answers)):
-            if not passed:
+        new_questions = [Part(q, unit) for q in questions if q not in {p.text for p in state.questions}]
+        new_answers = [Part(a, unit) for a in answers if a not in {p.text for p in state.answers}]
+        # New with new first, then new with what earlier attempts left, so each pairing is tried once.
+        pairings = [
+            *itertools.product(new_questions, new_answers),
+            *itertools.product(new_questions, state.answers),
+            *itertools.product(state.questions, new_answers),
+        ]
+        state.questions += new_questions
+        state.answers += new_answers
+        if not pairings:
+            sides = (
+                ("question", questions, new_questions, question_failure),
+                ("answer", answers, new_answers, answer_failure),
+            )
+            for name, passed, new, failure in sides:
+                if new:
+                    continue
+                if passed:
+                    return "duplicate", f"{name}: repeats an earlier draft", None, Candidate(None)
                 reason, detail = failure or ("empty", None)
                 return reason, f"{name}: {detail}" if detail else name, None, Candidate(None)
-        pairs = [Candidate(qa_text(q, a), q, a) for q, a in itertools.product(questions[0], answers[0])]
-        vectors = self.embedder.embed([str(c.text) for c in pairs])
+        candidates = [Candidate(qa_text(q.text, a.text), q.text, a.text, parts=(q, a)) for q, a in pairings]
+        vectors = self.embedder.embed([str(c.text) for c in candidates])
         first: tuple[str | None, str | None, float | None] | None = None
-        for candidate, vector in zip(pairs, vectors, strict=True):
-            verdict = self.check(
-                unit, fact, record, candidate, vector, sources.whole[unit.fact], dedups[unit.fact]
-            )
+        for candidate, vector in zip(candidates, vectors, strict=True):
+            verdict = self.check(unit, fact, record, candidate, vector, sources.whole[unit.fact], dedup)
             if verdict[0] is None:
+                question, answer = candidate.parts or pairings[0]
+                state.questions.remove(question)
+                state.answers.remove(answer)
                 return (*verdict, candidate)
             first = first or verdict
         assert first is not None
@@ -605,6 +652,11 @@ class Rewriter:
         similarity: float | None,
         wave: int,
     ) -> Record:
+        if candidate.parts is not None:
+            # The variant's template and temperature are its question's; the answer's are named apart.
+            question, answer = candidate.parts
+            assert answer.unit.answer_template is not None
+            unit = dataclasses.replace(question.unit, answer_template=answer.unit.answer_template)
         gen = {
             "model": self.model.name,
             **unit.provenance(),
@@ -618,6 +670,11 @@ class Rewriter:
             "embedder": self.embedder.name,
             "settings": self.settings,
         }
+        if candidate.parts is not None:
+            gen["parts"] = {
+                "question": candidate.parts[0].provenance(unit.template),
+                "answer": candidate.parts[1].provenance(unit.answer_template),  # type: ignore[arg-type]
+            }
         origin = {
             "model": self.model.name,
             "embedder": self.embedder.name,
