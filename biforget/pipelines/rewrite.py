@@ -539,7 +539,8 @@ class Rewriter:
         for candidate, vector in zip(candidates, vectors, strict=True):
             verdict = self.check(unit, fact, record, candidate, vector, sources.whole[unit.fact], dedup)
             if verdict[0] is None:
-                question, answer = candidate.parts or pairings[0]
+                assert candidate.parts is not None
+                question, answer = candidate.parts
                 state.questions.remove(question)
                 state.answers.remove(answer)
                 return (*verdict, candidate)
@@ -573,10 +574,17 @@ class Rewriter:
         self, text: str, vector: np.ndarray, source: str, source_vector: np.ndarray
     ) -> tuple[str, str] | None:
         """One rephrased field against its source field: changed, close in meaning, every entity and
-        number kept and none invented."""
+        number kept, most of its other content words kept, and no number or name invented."""
         if normalise(text) == normalise(source):
             return "near_copy", "equal after normalisation"
         similarity = round(float(np.dot(vector, source_vector)), 4)
+        return self.meaning_lost(text, similarity, source, content_of=source)
+
+    def meaning_lost(
+        self, text: str, similarity: float, source: str, content_of: str | None
+    ) -> tuple[str, str] | None:
+        """The checks a field and a whole variant share, in order: cosine bounds, entities and numbers
+        kept, the content words of `content_of` kept (when given), no number or name invented."""
         if similarity >= self.config.max_similarity:
             return "near_copy", f"cosine {similarity} >= {self.config.max_similarity}"
         if similarity <= self.config.min_similarity:
@@ -584,7 +592,7 @@ class Rewriter:
         missing = missing_terms(source, text)
         if missing:
             return "missing_terms", ", ".join(missing)
-        lost = lost_words(source, text)
+        lost = lost_words(content_of, text) if content_of is not None else []
         if lost:
             return "lost_content", ", ".join(lost)
         invented = new_numbers(source, text)
@@ -621,23 +629,11 @@ class Rewriter:
         )
         if copied:
             return "near_copy", "equal after normalisation", similarity
-        if similarity >= self.config.max_similarity:
-            return "near_copy", f"cosine {similarity} >= {self.config.max_similarity}", similarity
-        if similarity <= self.config.min_similarity:
-            return "low_similarity", f"cosine {similarity} <= {self.config.min_similarity}", similarity
-        missing = missing_terms(source_text, candidate.text)
-        if missing:
-            return "missing_terms", ", ".join(missing), similarity
         # A statement restates the answer, so it must keep the answer's claim, not only its names.
-        lost = lost_words(str(fact.answer), candidate.text) if unit.form == "statement" else []
-        if lost:
-            return "lost_content", ", ".join(lost), similarity
-        invented = new_numbers(source_text, candidate.text)
-        if invented:
-            return "new_number", ", ".join(invented), similarity
-        named = new_names(source_text, candidate.text)
-        if named:
-            return "new_name", ", ".join(named), similarity
+        content_of = str(fact.answer) if unit.form == "statement" else None
+        failure = self.meaning_lost(candidate.text, similarity, source_text, content_of)
+        if failure is not None:
+            return (*failure, similarity)
         verdict = dedup.offer(candidate.text, vector)
         if verdict is not None:
             return "duplicate", verdict, similarity
