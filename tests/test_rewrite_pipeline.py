@@ -64,6 +64,27 @@ def _part(prompt: str) -> tuple[str, Fact]:
     raise AssertionError(prompt)
 
 
+class ByAttempt(ScriptedModel):
+    """Answers with `script(part, fact, k)`, k being the fact's QA attempt so far (its question prompts
+    sent, from 0; -1 before any), so a test can script what each attempt of a fact draws."""
+
+    def __init__(self, script: Callable[[str, Fact, int], str], batch_size: int = 8) -> None:
+        self.attempts: dict[str, int] = {}
+
+        def by_attempt(prompt: str, draw: int, seed: int) -> str:
+            part, fact = _part(prompt)
+            return script(part, fact, self.attempts.get(str(fact.question), -1))
+
+        super().__init__(by_attempt, batch_size=batch_size)
+
+    def generate(self, prompts, **kwargs):  # type: ignore[no-untyped-def, override]
+        if kwargs.get("chat") is False:  # the question prompts: one per QA attempt
+            for prompt in prompts:
+                question = str(_part(prompt)[1].question)
+                self.attempts[question] = self.attempts.get(question, -1) + 1
+        return super().generate(prompts, **kwargs)
+
+
 def good(prompt: str, draw: int, seed: int) -> str:
     """A faithful rewrite in the form each template asks for, worded by the seed."""
     part, fact = _part(prompt)
@@ -142,15 +163,12 @@ def test_batches_have_one_temperature_and_seeds_from_their_place() -> None:
 
 
 def test_rejections_by_reason_and_the_attempt_cap() -> None:
-    attempt: dict[str, int] = {}
-
-    def script(prompt: str, draw: int, seed: int) -> str:
-        part, fact = _part(prompt)
+    def script(part: str, fact: Fact, k: int) -> str:
         question, answer = str(fact.question), str(fact.answer)
         if part in ("text", "statement"):
             return "I'm sorry, I cannot help with that."
         # Attempt k of a fact fails the question (k < 3) or, with a passing question, the answer.
-        k = attempt[question] % 6
+        k %= 6
         if part == "question":
             rephrased = [f"{question[:-1]} {word}?" for word in ("again", "anew", "once more")]
             return [question, "What is a cat?", "Tell me where.", *rephrased][k]
@@ -164,17 +182,7 @@ def test_rejections_by_reason_and_the_attempt_cap() -> None:
         ][k]
 
     rejected: list[dict[str, object]] = []
-    model = ScriptedModel(script, batch_size=4)
-    counting = model.generate
-
-    def generate(prompts, **kwargs):  # type: ignore[no-untyped-def]
-        if kwargs.get("chat") is False:
-            for prompt in prompts:
-                question = str(_part(prompt)[1].question)
-                attempt[question] = attempt.get(question, -1) + 1
-        return counting(prompts, **kwargs)
-
-    model.generate = generate  # type: ignore[method-assign]
+    model = ByAttempt(script, batch_size=4)
     records = run(model, config(attempts=6), reject=rejected.append)
     assert [r["kind"] for r in records] == ["fact"] * 3
     by_reason: dict[str, set[str]] = {}
@@ -359,29 +367,14 @@ def test_read_answer_keeps_one_paragraph_without_labels(raw: str, answer: str | 
 
 
 def test_a_question_and_an_answer_from_different_attempts_pair_up() -> None:
-    attempt: dict[str, int] = {}
-
-    def script(prompt: str, draw: int, seed: int) -> str:
-        part, fact = _part(prompt)
+    def script(part: str, fact: Fact, k: int) -> str:
         if part == "text":
             return f"Passage: Put simply, {fact.text}"
-        k = attempt[str(fact.question)]
         if part == "question":  # attempt 0 asks well, attempt 1 copies the question
             return f"Tell me, {str(fact.question).lower()}" if k == 0 else str(fact.question)
         return str(fact.answer) if k == 0 else f"To put it plainly, {fact.answer}"  # the other way round
 
-    model = ScriptedModel(script)
-    counting = model.generate
-
-    def generate(prompts, **kwargs):  # type: ignore[no-untyped-def]
-        if kwargs.get("chat") is False:
-            for prompt in prompts:
-                question = str(_part(prompt)[1].question)
-                attempt[question] = attempt.get(question, -1) + 1
-        return counting(prompts, **kwargs)
-
-    model.generate = generate  # type: ignore[method-assign]
-    records = run(model, config(variants=1, attempts=2, temperatures=(0.6,), statements=False))
+    records = run(ByAttempt(script), config(variants=1, attempts=2, temperatures=(0.6,), statements=False))
     qa = [r for r in records if r["kind"] == "variant" and r["gen"]["form"] == "qa"]  # type: ignore[index]
     assert len(qa) == 2
     for variant in qa:
