@@ -258,6 +258,13 @@ class _Prober:
         size = self.model.batch_size
         return [plan[i : i + size] for i in range(0, len(plan), size)]
 
+    def is_new(self, candidate: _Candidate, rejected: dict[str, int]) -> bool:
+        """Offer the candidate to the dedup memory; a repeat is counted under its duplicate kind."""
+        verdict = self.dedup.offer(candidate.text, candidate.vector)
+        if verdict is not None:
+            _count(rejected, f"duplicate_{verdict}")
+        return verdict is None
+
     def candidates(
         self, stage: str, batch_index: int, batch: Sequence[Attempt], rejected: dict[str, int]
     ) -> list[_Candidate]:
@@ -422,9 +429,7 @@ def _jailbreak(
                 record = prober.record(JAILBREAK, candidate)
                 if record["id"] in done:
                     continue
-                verdict = prober.dedup.offer(candidate.text, candidate.vector)
-                if verdict is not None:
-                    _count(rejected, f"duplicate_{verdict}")
+                if not prober.is_new(candidate, rejected):
                     continue
                 accepted += 1
                 yield record
@@ -478,10 +483,7 @@ def _membership(
                     continue
                 if not streaming:
                     # Keep mode: dedup now, rank once every candidate is known.
-                    verdict = prober.dedup.offer(candidate.text, candidate.vector)
-                    if verdict is not None:
-                        _count(rejected, f"duplicate_{verdict}")
-                    else:
+                    if prober.is_new(candidate, rejected):
                         pool.append(candidate)
                     continue
                 # Threshold first, then dedup against accepted records only, so a resumed run, which
@@ -492,9 +494,7 @@ def _membership(
                 record = prober.record(MIA, candidate, threshold)
                 if record["id"] in done:
                     continue
-                verdict = prober.dedup.offer(candidate.text, candidate.vector)
-                if verdict is not None:
-                    _count(rejected, f"duplicate_{verdict}")
+                if not prober.is_new(candidate, rejected):
                     continue
                 accepted += 1
                 yield record
