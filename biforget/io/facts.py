@@ -9,8 +9,6 @@ later stage and exporter reads.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +18,7 @@ from typing import Any
 from biforget import console
 from biforget.errors import InputError, UsageError
 from biforget.io.jsonl import OnError, open_input
+from biforget.io.tables import csv_rows
 
 
 @dataclass(frozen=True)
@@ -132,21 +131,6 @@ def _json_array_rows(data: str, source: str) -> Iterator[tuple[int, Any]]:
         )
 
 
-def _csv_rows(data: str, source: str) -> Iterator[tuple[int, Any]]:
-    reader = csv.DictReader(io.StringIO(data, newline=""))
-    try:
-        if not reader.fieldnames:
-            return
-        row_start = 2
-        for row in reader:
-            if None in row:
-                raise InputError("more values than header columns", source=source, line=row_start)
-            yield row_start, {key: value for key, value in row.items() if value is not None}
-            row_start = reader.line_num + 1
-    except csv.Error as exc:
-        raise InputError(f"malformed CSV ({exc})", source=source, line=reader.line_num) from None
-
-
 def detect_format(name: str, data: str) -> str:
     """`json`, `jsonl` or `csv`: from the file name when it says, else from the first character."""
     suffix = Path(name).suffix.lower()
@@ -182,7 +166,7 @@ def parse_facts(
     """Every fact in `data`; bad rows raise InputError or, with `on_error="skip"`, are counted and skipped."""
     keys = keys or FactKeys()
     fmt = fmt or detect_format(source, data)
-    rows = {"json": _json_array_rows, "jsonl": _jsonl_rows, "csv": _csv_rows}[fmt](data, source)
+    rows = {"json": _json_array_rows, "jsonl": _jsonl_rows, "csv": csv_rows}[fmt](data, source)
     facts: list[Fact] = []
     skipped = 0
     while True:

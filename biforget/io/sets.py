@@ -9,8 +9,6 @@ records; any other record needs a `text`. A bad line or row is an InputError nam
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 from collections.abc import Iterator
@@ -20,6 +18,7 @@ from typing import Any
 
 from biforget import console
 from biforget.errors import InputError
+from biforget.io.tables import csv_rows
 from biforget.records import Record, qa_text
 
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
@@ -108,21 +107,15 @@ def _json_array_rows(data: str, source: str) -> Iterator[tuple[int, Any]]:
 
 
 def _csv_rows(data: str, source: str) -> Iterator[tuple[int, Any]]:
-    reader = csv.DictReader(io.StringIO(data, newline=""))
-    try:
-        columns = [name.strip() for name in reader.fieldnames or []]
+    def set_columns(names: list[str]) -> list[str]:
+        """Column names stripped; a set needs `text` or both `question` and `answer`."""
+        columns = [name.strip() for name in names]
         if "text" not in columns and not {"question", "answer"} <= set(columns):
             shown = ", ".join(repr(c) for c in columns) or "none"
             raise InputError(f"CSV has no 'text' column (columns: {shown})", source=source)
-        reader.fieldnames = columns
-        row_start = 2
-        for row in reader:
-            if None in row:
-                raise InputError("more values than header columns", source=source, line=row_start)
-            yield row_start, {key: value for key, value in row.items() if value is not None}
-            row_start = reader.line_num + 1
-    except csv.Error as exc:
-        raise InputError(f"malformed CSV ({exc})", source=source, line=reader.line_num) from None
+        return columns
+
+    return csv_rows(data, source, set_columns)
 
 
 def detect_set_format(path: Path, data: str) -> str:
