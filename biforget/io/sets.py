@@ -44,7 +44,9 @@ class EvalSet:
         return len(self.texts)
 
 
-def _read_text(path: Path) -> str:
+def read_text_file(path: Path, what: str = "a text set") -> str:
+    """A UTF-8 file's text (BOM dropped, CRLF as LF); unreadable, binary or undecodable files are
+    InputErrors naming the file and, where there is one, the line."""
     if path.is_dir():
         raise InputError("is a directory, not a file", source=str(path))
     try:
@@ -55,7 +57,7 @@ def _read_text(path: Path) -> str:
         raise InputError(f"cannot read: {exc.strerror or exc}", source=str(path)) from None
     if b"\x00" in raw:
         line = raw[: raw.index(b"\x00")].count(b"\n") + 1
-        raise InputError("binary data (NUL byte), not a text set", source=str(path), line=line)
+        raise InputError(f"binary data (NUL byte), not {what}", source=str(path), line=line)
     try:
         return raw.decode("utf-8").removeprefix("\ufeff").replace("\r\n", "\n")
     except UnicodeDecodeError as exc:
@@ -137,7 +139,7 @@ def _plain_documents(data: str, lines: bool) -> list[str]:
 def read_set(path: Path, *, name: str | None = None, lines: bool = False) -> EvalSet:
     """Read one set; an empty set, or one without usable text, is an InputError naming the file."""
     source = str(path)
-    data = _read_text(path)
+    data = read_text_file(path)
     fmt = detect_set_format(path, data)
     label = name or path.stem
     if not data.strip():
@@ -170,7 +172,7 @@ def read_trace(path: Path) -> list[tuple[int, float]]:
     """The `{"samples": N, "diversity": D}` lines `synthesize --trace` writes, in file order."""
     source = str(path)
     curve: list[tuple[int, float]] = []
-    for number, row in _jsonl_rows(_read_text(path), source):
+    for number, row in _jsonl_rows(read_text_file(path), source):
         samples = row.get("samples") if isinstance(row, dict) else None
         diversity = row.get("diversity") if isinstance(row, dict) else None
         if not isinstance(samples, int) or not isinstance(diversity, int | float):
