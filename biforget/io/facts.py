@@ -18,7 +18,7 @@ from typing import Any
 from biforget import console
 from biforget.errors import InputError, UsageError
 from biforget.io.jsonl import OnError, open_input
-from biforget.io.tables import csv_rows
+from biforget.io.rows import csv_rows, jsonl_rows
 
 
 @dataclass(frozen=True)
@@ -78,18 +78,6 @@ def to_fact(row: Any, keys: FactKeys, source: str, line: int) -> Fact:
 
 def _line_of(data: str, offset: int) -> int:
     return data.count("\n", 0, offset) + 1
-
-
-def _jsonl_rows(data: str, source: str, after: int = 0) -> Iterator[tuple[int, Any]]:
-    for number, line in enumerate(data.split("\n"), start=1):
-        if number <= after or not line.strip():
-            continue
-        try:
-            yield number, json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(
-                f"malformed JSON ({exc.msg}, column {exc.colno})", source=source, line=number
-            ) from None
 
 
 def _json_array_rows(data: str, source: str) -> Iterator[tuple[int, Any]]:
@@ -166,7 +154,7 @@ def parse_facts(
     """Every fact in `data`; bad rows raise InputError or, with `on_error="skip"`, are counted and skipped."""
     keys = keys or FactKeys()
     fmt = fmt or detect_format(source, data)
-    rows = {"json": _json_array_rows, "jsonl": _jsonl_rows, "csv": csv_rows}[fmt](data, source)
+    rows = {"json": _json_array_rows, "jsonl": jsonl_rows, "csv": csv_rows}[fmt](data, source)
     facts: list[Fact] = []
     skipped = 0
     while True:
@@ -180,7 +168,7 @@ def parse_facts(
                 raise
             skipped += 1
             console.warn(f"skipped {exc}")
-            rows = _jsonl_rows(data, source, after=exc.line or 0)
+            rows = jsonl_rows(data, source, after=exc.line or 0)
             continue
         try:
             facts.append(to_fact(row, keys, source, number))

@@ -18,7 +18,7 @@ from typing import Any
 
 from biforget import console
 from biforget.errors import InputError
-from biforget.io.tables import csv_rows
+from biforget.io.rows import csv_rows, jsonl_rows
 from biforget.records import Record, qa_text
 
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
@@ -83,18 +83,6 @@ def _record_text(value: Any, source: str, line: int) -> tuple[str, Record]:
     raise InputError("record has no 'text' field (nor 'question' and 'answer')", source=source, line=line)
 
 
-def _jsonl_rows(data: str, source: str) -> Iterator[tuple[int, Any]]:
-    for number, line in enumerate(data.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            yield number, json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(
-                f"malformed JSON ({exc.msg}, column {exc.colno})", source=source, line=number
-            ) from None
-
-
 def _json_array_rows(data: str, source: str) -> Iterator[tuple[int, Any]]:
     try:
         value = json.loads(data)
@@ -152,7 +140,7 @@ def read_set(path: Path, *, name: str | None = None, lines: bool = False) -> Eva
                 "document per line"
             )
         return EvalSet(label, path, documents, [{"text": t} for t in documents], fmt)
-    rows = {"jsonl": _jsonl_rows, "json": _json_array_rows, "csv": _csv_rows}[fmt](data, source)
+    rows = {"jsonl": jsonl_rows, "json": _json_array_rows, "csv": _csv_rows}[fmt](data, source)
     texts: list[str] = []
     records: list[Record] = []
     topics: set[str] = set()
@@ -172,7 +160,7 @@ def read_trace(path: Path) -> list[tuple[int, float]]:
     """The `{"samples": N, "diversity": D}` lines `synthesize --trace` writes, in file order."""
     source = str(path)
     curve: list[tuple[int, float]] = []
-    for number, row in _jsonl_rows(read_text_file(path), source):
+    for number, row in jsonl_rows(read_text_file(path), source):
         samples = row.get("samples") if isinstance(row, dict) else None
         diversity = row.get("diversity") if isinstance(row, dict) else None
         if not isinstance(samples, int) or not isinstance(diversity, int | float):

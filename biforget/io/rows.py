@@ -1,9 +1,10 @@
-"""CSV rows with the line each starts on, shared by the fact and set readers."""
+"""Rows of CSV and JSONL text with the line each starts on, shared by the fact and set readers."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -29,3 +30,17 @@ def csv_rows(
             row_start = reader.line_num + 1
     except csv.Error as exc:
         raise InputError(f"malformed CSV ({exc})", source=source, line=reader.line_num) from None
+
+
+def jsonl_rows(data: str, source: str, after: int = 0) -> Iterator[tuple[int, Any]]:
+    """Each non-blank line's JSON value with its line number, from line `after + 1` on; a line that
+    does not parse is an InputError naming it and the column."""
+    for number, line in enumerate(data.split("\n"), start=1):
+        if number <= after or not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(
+                f"malformed JSON ({exc.msg}, column {exc.colno})", source=source, line=number
+            ) from None
