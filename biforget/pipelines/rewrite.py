@@ -511,8 +511,10 @@ class Rewriter:
             str(fact.answer),
             sources.answers[unit.fact],
         )
-        new_questions = [Part(q, unit) for q in questions if q not in {p.text for p in state.questions}]
-        new_answers = [Part(a, unit) for a in answers if a not in {p.text for p in state.answers}]
+        pooled_questions = {p.text for p in state.questions}
+        pooled_answers = {p.text for p in state.answers}
+        new_questions = [Part(q, unit) for q in questions if q not in pooled_questions]
+        new_answers = [Part(a, unit) for a in answers if a not in pooled_answers]
         # New with new first, then new with what earlier attempts left, so each pairing is tried once.
         pairings = [
             *itertools.product(new_questions, new_answers),
