@@ -128,3 +128,16 @@ def parse_point_list(output: str, *, max_words: int = 12) -> list[str]:
             seen.add(key)
             points.append(point)
     return points
+
+
+def word_edits(first: str, second: str) -> int:
+    """Words added, dropped or replaced to turn `first` into `second` (both normalised first): zero for
+    an exact copy, one for a copy with a word changed, more for a rephrasing or a reordering."""
+    before, after = normalise(first).split(), normalise(second).split()
+    previous = list(range(len(after) + 1))
+    for i, word in enumerate(before, 1):
+        current = [i]
+        for j, other in enumerate(after, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (word != other)))
+        previous = current
+    return previous[-1]

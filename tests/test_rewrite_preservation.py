@@ -12,6 +12,7 @@ from biforget.metrics.preservation import (
     missing_terms,
     new_names,
     new_numbers,
+    repeated_terms,
 )
 
 
@@ -118,3 +119,33 @@ def test_lost_words_flags_a_rewrite_that_keeps_names_but_drops_the_claim(
 ) -> None:
     source = "Dario Quennell published his first book, The Salt Orchard, in 1994."
     assert lost_words(source, candidate) == lost
+
+
+@pytest.mark.parametrize(
+    ("source", "candidate", "repeated"),
+    [
+        (
+            "Ilsa Marrowgate was born in Tromsø, Norway, in 1968.",
+            "Ilsa Marrowgate was born in 1968 in Tromsø, Norway, in 1968.",
+            ["1968"],
+        ),
+        (
+            "Kenji Arakawa is best known for his detective fiction set in 1920s Osaka.",
+            "In 1920s Osaka, Kenji Arakawa is best known for his detective fiction set in 1920s Osaka.",
+            ["osaka", "1920s"],
+        ),
+        # Said again in a sentence of its own, a name is no loop.
+        (
+            "Kenji Arakawa is best known for his detective fiction set in 1920s Osaka.",
+            "Kenji Arakawa writes detective fiction. Kenji Arakawa sets it in 1920s Osaka.",
+            [],
+        ),
+        # The source itself says it twice in one sentence, so the rewrite may.
+        ("Oslo left Oslo in 1990.", "In 1990, Oslo left Oslo.", []),
+        ("Henrietta Vale has written 12 novels.", "Henrietta Vale has twelve novels, 12 in all.", ["12"]),
+    ],
+)
+def test_repeated_terms_flags_a_term_looped_within_a_sentence(
+    source: str, candidate: str, repeated: list[str]
+) -> None:
+    assert repeated_terms(source, candidate) == repeated

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from biforget.text import is_repetitive, normalise, parse_point_list
+from biforget.text import is_repetitive, normalise, parse_point_list, word_edits
 
 FIXTURE = Path(__file__).parent / "fixtures" / "smollm2_point_lists.json"
 ENTRIES: list[dict[str, object]] = json.loads(FIXTURE.read_text(encoding="utf-8"))
@@ -236,3 +236,17 @@ def test_normalise() -> None:
 )
 def test_is_repetitive(text: str, expected: bool) -> None:
     assert is_repetitive(text) is expected
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "edits"),
+    [
+        ("Kenji Arakawa is best known.", "kenji arakawa IS best known", 0),
+        ("Kenji Arakawa is best known.", "Kenji Arakawa, best known.", 1),
+        ("Kenji Arakawa is best known.", "Kenji Arakawa is most famous.", 2),
+        ("a b c", "c b a", 2),
+        ("", "one two", 2),
+    ],
+)
+def test_word_edits_count_words_added_dropped_or_replaced(first: str, second: str, edits: int) -> None:
+    assert word_edits(first, second) == edits == word_edits(second, first)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 
 # Capitalised words that open sentences and questions without naming anything.
@@ -95,6 +96,7 @@ _LOOSE = frozenset({"one", *_ORDINALS})
 
 _TOKEN = re.compile(r"\d[\d,]*(?:\.\d+)?(?:st|nd|rd|th|s)?\b|[^\W\d_][\w'’\-]*|[.!?;:,()\"“”]", re.UNICODE)
 _DIGITS = re.compile(r"^(\d[\d,]*(?:\.\d+)?)(st|nd|rd|th|s)?$")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _SENTENCE_END = frozenset('.!?:;"“”')
 _BREAK = frozenset(",()")
 
@@ -180,10 +182,9 @@ def _written_number(words: list[str], start: int) -> tuple[int | None, int, bool
     return value, 1, loose
 
 
-def _numbers(text: str) -> tuple[set[str], set[str]]:
-    """Number values of a text: (firm, loose). Firm ones must survive a rewrite; loose ones only match."""
-    firm: set[str] = set()
-    loose: set[str] = set()
+def _number_list(text: str) -> list[tuple[str, bool]]:
+    """Number values of a text in order, each with whether it is loose (see the module notes)."""
+    found: list[tuple[str, bool]] = []
     words = [token.lower() for token in _tokens(text)]
     index = 0
     while index < len(words):
@@ -209,9 +210,15 @@ def _numbers(text: str) -> tuple[set[str], set[str]]:
             used += 1
             is_loose = False
         key = f"{value:g}" if isinstance(value, float) else str(value)
-        (loose if is_loose else firm).add(key + suffix)
+        found.append((key + suffix, is_loose))
         index += used
-    return firm, loose
+    return found
+
+
+def _numbers(text: str) -> tuple[set[str], set[str]]:
+    """Number values of a text: (firm, loose). Firm ones must survive a rewrite; loose ones only match."""
+    found = _number_list(text)
+    return {key for key, loose in found if not loose}, {key for key, loose in found if loose}
 
 
 def key_terms(text: str) -> KeyTerms:
@@ -220,10 +227,14 @@ def key_terms(text: str) -> KeyTerms:
     return KeyTerms(tuple(entities(text)), tuple(sorted(firm)))
 
 
-def _contains(words: list[str], phrase: str) -> bool:
+def _occurrences(words: list[str], phrase: str) -> int:
     target = phrase.split()
     width = len(target)
-    return any(words[i : i + width] == target for i in range(len(words) - width + 1))
+    return sum(words[i : i + width] == target for i in range(len(words) - width + 1))
+
+
+def _contains(words: list[str], phrase: str) -> bool:
+    return _occurrences(words, phrase) > 0
 
 
 def missing_terms(source: str, candidate: str) -> list[str]:
@@ -257,6 +268,29 @@ def new_names(source: str, candidate: str) -> list[str]:
         for entity in entities(candidate)
         if any(w not in known for w in entity.split()) and not (" " not in entity and entity in openers)
     ]
+
+
+def _most_per_sentence(text: str, terms: KeyTerms) -> dict[str, int]:
+    """For each term, the most times one sentence of `text` says it."""
+    most = dict.fromkeys((*terms.entities, *terms.numbers), 0)
+    for sentence in _SENTENCE.split(unicodedata.normalize("NFKC", text)):
+        words = " ".join(_fold(token) for token in _tokens(sentence)).split()
+        numbers = Counter(key for key, _ in _number_list(sentence))
+        for entity in terms.entities:
+            most[entity] = max(most[entity], _occurrences(words, entity))
+        for number in terms.numbers:
+            most[number] = max(most[number], numbers[number])
+    return most
+
+
+def repeated_terms(source: str, candidate: str) -> list[str]:
+    """Entities and numbers of `source` that one sentence of `candidate` says more often than any
+    sentence of `source` does: the loop of a small model ("born in 1968 in Tromsø, Norway, in 1968",
+    "In 1920s Osaka, ... set in 1920s Osaka"), which the other checks take for a faithful rewrite."""
+    terms = key_terms(source)
+    allowed = _most_per_sentence(source, terms)
+    said = _most_per_sentence(candidate, terms)
+    return [term for term in allowed if said[term] > max(1, allowed[term])]
 
 
 # Frequent words that carry no fact of their own; the rest of a source's lower-case words are its content.
