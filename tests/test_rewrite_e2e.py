@@ -13,6 +13,7 @@ import pytest
 from biforget.config import ModelOptions
 from biforget.metrics.preservation import missing_terms, new_names, new_numbers
 from biforget.models import load_embedder
+from biforget.text import word_edits
 
 pytestmark = pytest.mark.model
 
@@ -47,8 +48,8 @@ def test_rewrite_gives_checked_qa_variants_deterministically(
     assert records[0]["kind"] == "fact"
     parents = {f["id"]: f for f in facts}
     variants = [r for r in records if r["kind"] == "variant"]
-    # Seed 7 on the default model gives at least one QA variant here; most drafts of a 135M model fail.
-    assert any(v["gen"]["form"] == "qa" for v in variants), first.stderr
+    # Seed 7 on the default model gives each fact a QA variant here; most drafts of a 135M model fail.
+    assert {v["parent"] for v in variants if v["gen"]["form"] == "qa"} == set(parents), first.stderr
     embedder = load_embedder(ModelOptions())
     for variant in variants:
         fact = parents[variant["parent"]]
@@ -59,8 +60,9 @@ def test_rewrite_gives_checked_qa_variants_deterministically(
         assert 0.6 < float(source @ text) < 0.97
         assert variant["scores"]["similarity"] == pytest.approx(float(source @ text), abs=1e-3)
         if variant["gen"]["form"] == "qa":
-            assert variant["question"].endswith("?") and variant["question"] != fact["question"]
-            assert variant["answer"] != fact["answer"]
+            assert variant["question"].endswith("?")
+            assert word_edits(variant["question"], fact["question"]) >= 2
+            assert word_edits(variant["answer"], fact["answer"]) >= 2
     assert "rewrite: 2 fact(s)" in first.stderr
     second = rewrite(model_cache)
     assert second.stdout == first.stdout

@@ -11,9 +11,17 @@ import pytest
 
 from biforget import cli
 from biforget.config import RewriteConfig
+from biforget.console import Tracker
 from biforget.errors import UsageError
 from biforget.io.facts import Fact, parse_facts
-from biforget.pipelines.rewrite import STAGE, read_answer, read_question, rewrite_facts
+from biforget.pipelines.rewrite import (
+    STAGE,
+    Rewriter,
+    load_rewrite_templates,
+    read_answer,
+    read_question,
+    rewrite_facts,
+)
 from biforget.records import derive_seed
 from biforget.templates import Template
 from tests.scripted import HashEmbedder, ScriptedModel
@@ -78,10 +86,10 @@ class ByAttempt(ScriptedModel):
         super().__init__(by_attempt, batch_size=batch_size)
 
     def generate(self, prompts, **kwargs):  # type: ignore[no-untyped-def, override]
-        if kwargs.get("chat") is False:  # the question prompts: one per QA attempt
-            for prompt in prompts:
-                question = str(_part(prompt)[1].question)
-                self.attempts[question] = self.attempts.get(question, -1) + 1
+        for prompt in prompts:
+            part, fact = _part(prompt)
+            if part == "question":  # one question prompt per QA attempt
+                self.attempts[str(fact.question)] = self.attempts.get(str(fact.question), -1) + 1
         return super().generate(prompts, **kwargs)
 
 
@@ -137,14 +145,14 @@ def test_batches_have_one_temperature_and_seeds_from_their_place() -> None:
     model = ScriptedModel(good, batch_size=8)
     run(model, config())
     # Wave 0 only: every fact gets its two attempts (and QA facts a statement) in one pass. Per
-    # temperature, the questions of the QA attempts (raw completions), their answers, then the rest.
+    # temperature, the questions of the QA attempts, their answers (both raw completions), then the rest.
     calls = [(c["temperature"], len(c["prompts"]), c["n"], c["chat"]) for c in model.calls]  # type: ignore[arg-type]
     assert calls == [
         (0.6, 2, 4, False),
-        (0.6, 2, 4, True),
+        (0.6, 2, 4, False),
         (0.6, 3, 1, True),
         (1.0, 2, 4, False),
-        (1.0, 2, 4, True),
+        (1.0, 2, 4, False),
         (1.0, 1, 1, True),
     ]
     seeds = [derive_seed(7, STAGE, 0, 0, 0, t, 0) for t in (0, 1)]
@@ -170,13 +178,13 @@ def test_rejections_by_reason_and_the_attempt_cap() -> None:
         # Attempt k of a fact fails the question (k < 3) or, with a passing question, the answer.
         k %= 6
         if part == "question":
-            rephrased = [f"{question[:-1]} {word}?" for word in ("again", "anew", "once more")]
+            rephrased = [f"{question[:-1]} {words}?" for words in ("once again", "this time", "once more")]
             return [question, "What is a cat?", "Tell me where.", *rephrased][k]
         return [
             answer,
             answer,
             answer,
-            answer.replace("Norway", "Sweden").replace("12", "13"),
+            f"As it happens, {answer.replace('Norway', 'Sweden').replace('12', '13')}",
             f"In 1990, {answer}",
             f"{answer[:-1]}, like Paul Hart.",
         ][k]
@@ -383,3 +391,39 @@ def test_a_question_and_an_answer_from_different_attempts_pair_up() -> None:
         parts = variant["gen"]["parts"]  # type: ignore[index]
         assert (parts["question"]["attempt"], parts["answer"]["attempt"]) == (0, 1)
         assert variant["gen"]["attempt"] == 0  # type: ignore[index]
+
+
+def test_an_answer_with_one_word_changed_or_a_looped_term_is_rejected() -> None:
+    def script(part: str, fact: Fact, k: int) -> str:
+        if part == "text":
+            return f"Passage: Put simply, {fact.text}"
+        if part == "question":
+            return f"{['Tell me,', 'Now tell me,'][k]} {str(fact.question).lower()}"
+        answer = str(fact.answer)
+        # Attempt 0 adds one word; attempt 1 says the answer's last two words again.
+        return f"Indeed {answer}" if k == 0 else f"{answer[:-1]} {' '.join(answer[:-1].split()[-2:])}."
+
+    rejected: list[dict[str, object]] = []
+    settings = config(variants=1, attempts=2, temperatures=(0.6,), statements=False)
+    records = run(ByAttempt(script), settings, reject=rejected.append)
+    assert not [r for r in records if r["kind"] == "variant" and r["gen"]["form"] == "qa"]  # type: ignore[index]
+    assert sorted((str(r["reason"]), str(r["detail"])) for r in rejected) == [
+        ("near_copy", "answer: 1 word changed"),
+        ("near_copy", "answer: 1 word changed"),
+        ("repeated_term", "answer: 1968"),
+        ("repeated_term", "answer: cornwall"),
+    ]
+
+
+def test_the_cosine_cap_judges_the_whole_variant_not_a_field() -> None:
+    rewriter = Rewriter(
+        ScriptedModel(good), HashEmbedder(), config(), load_rewrite_templates(), None, Tracker()
+    )
+    source = "Kenji Arakawa is best known for his detective fiction set in 1920s Osaka."
+    vector = HashEmbedder().embed([source])[0]
+    # A field that embeds like its source (cosine 1.0) but is worded anew passes its own checks ...
+    reworded = "Kenji Arakawa is most famous for his detective fiction set in 1920s Osaka."
+    assert rewriter.check_part(reworded, vector, source, vector) is None
+    # ... a field with one word changed does not, and neither does a whole text at the cap.
+    assert rewriter.check_part(f"Indeed {source}", vector, source, vector) == ("near_copy", "1 word changed")
+    assert rewriter.meaning_lost(reworded, 1.0, source, None) == ("near_copy", "cosine 1.0 >= 0.97")
