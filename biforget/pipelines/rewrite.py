@@ -243,15 +243,22 @@ def _tidy(text: str) -> str:
     return cut_unfinished(drop_repeated_sentences(cut_word_loops(" ".join(text.split()))))
 
 
+def _first_line(raw: str, template: Template) -> str:
+    """The first non-blank line of a completion, echoed prompt lines removed: what a few-shot prompt asked
+    for, before the model runs on into an example of its own."""
+    lines = [line for line in strip_echo(raw, template.text).splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
 def read_question(raw: str, template: Template) -> Candidate:
     """The question a question-rewrite output asks: its first line, lead-ins, quotes and emphasis removed,
     cut after its first question mark."""
     if is_refusal(raw):
         return Candidate(None, reason="refusal")
-    lines = [line for line in strip_echo(raw, template.text).splitlines() if line.strip()]
-    if not lines:
+    first = _first_line(raw, template)
+    if not first:
         return Candidate(None, reason="empty")
-    line = lines[0].replace("**", "").strip()
+    line = first.replace("**", "").strip()
     while True:
         shorter = _QUESTION_LEAD.sub("", line, count=1).strip()
         if shorter == line or "?" not in shorter:
@@ -273,8 +280,7 @@ def read_question(raw: str, template: Template) -> Candidate:
 
 def read_answer(raw: str, template: Template) -> Candidate:
     """The rephrased answer: the first line of the completion, prose that is not itself a question."""
-    lines = [line for line in strip_echo(raw, template.text).splitlines() if line.strip()]
-    found = read_text(lines[0] if lines else "", template, single_paragraph=True)
+    found = read_text(_first_line(raw, template), template, single_paragraph=True)
     if found.text is None:
         return found
     text = _ANSWER_LEAD.sub("", found.text, count=1).strip().strip('"“”')
@@ -654,12 +660,9 @@ class Rewriter:
             return candidate.reason or "empty", None, None
         similarity = round(float(np.dot(vector, source)), 4)
         source_text = str(record["text"])
-        # A QA variant must rephrase both fields; a statement that is the answer with a word changed
-        # rephrased nothing.
+        # A statement that is the answer with a word changed rephrased nothing. The fields of a QA
+        # pairing each passed `check_part`, which holds them to the same rule against their own source.
         copied = _copied(candidate.text, source_text) or _copied(candidate.text, str(fact.answer))
-        if candidate.question is not None:
-            copied = copied or _copied(candidate.question, str(fact.question))
-            copied = copied or _copied(str(candidate.answer), str(fact.answer))
         if copied:
             return "near_copy", copied, similarity
         # A statement restates the answer, so it must keep the answer's claim, not only its names.
