@@ -24,11 +24,11 @@ from biforget.io.export import ExportResult
 from biforget.io.facts import Fact
 from biforget.io.jsonl import InputSource
 from biforget.models import load_embedder, load_text_model
-from biforget.models.base import Embedder, TextModel
+from biforget.models.base import Capability, Embedder, TextModel, require
 from biforget.records import Record
 
 if TYPE_CHECKING:
-    from biforget.pipelines.evaluate import Tokenizer
+    from biforget.models.base import Tokenizer
 
 
 def load_models(options: ModelOptions) -> tuple[TextModel, Embedder]:
@@ -183,6 +183,10 @@ def probe(
         loaded_model, loaded_embedder = load_models(options or ModelOptions())
         model = model or loaded_model
         embedder = embedder or loaded_embedder
+    if config.mia:
+        require(model, Capability.LOGPROBS, "--mia (Min-K% scoring)")
+        if config.mia_score == "mink++":
+            require(model, Capability.DISTRIBUTION, "--mia-score mink++")
     yield from probe_samples(
         model,
         embedder,
@@ -239,7 +243,8 @@ def evaluate(
     """
     from biforget.io.jsonl import RecordWriter
     from biforget.io.sets import read_set, read_trace
-    from biforget.pipelines.evaluate import HFTokenizer, check_names, evaluate_sets, load_tokenizer
+    from biforget.models import load_tokenizer
+    from biforget.pipelines.evaluate import check_names, evaluate_sets
 
     paths = [*sets, *against]
     if not sets:
@@ -263,8 +268,9 @@ def evaluate(
         console.info(f"loading model {options.model!r} (--embedder target)")
         model = load_text_model(options)
         embedder = load_embedder(options, target=model)
-        if tokenizer is None and hasattr(model, "tokenizer"):
-            tokenizer = HFTokenizer(model.tokenizer, model.name)
+        if tokenizer is None:
+            require(model, Capability.TOKENIZER, "evaluate's chunk counts")
+            tokenizer = model.tokenizer
     if tokenizer is None:
         tokenizer = load_tokenizer(options)
     if embedder is None:

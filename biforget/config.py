@@ -17,14 +17,15 @@ from typing import Any
 
 from biforget.errors import UsageError
 
-DEVICES_HELP = "auto, cpu, cuda or cuda:N"
-DTYPES = ("auto", "float32", "bfloat16", "float16")
-QUANTIZE = ("none", "8bit", "4bit")
-
 
 @dataclass(frozen=True)
 class ModelOptions:
-    """How the target model and the embedder are loaded and batched; shared by every command."""
+    """How the target model and the embedder are loaded and batched; shared by every command.
+
+    `model` names a backend and a model (`hf:ID`, `fake:echo`; a bare id, path or `default` is hf).
+    `device`, `dtype` and `quantize` are read and checked by the backends that use them, and
+    `model_args` (`KEY=VALUE`) holds each backend's own settings, which that backend validates.
+    """
 
     model: str = "default"
     device: str = "auto"
@@ -35,19 +36,14 @@ class ModelOptions:
     batch_size: int = 32
     chat_template: bool = True
     embedder: str = "default"
+    model_args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.dtype not in DTYPES:
-            raise UsageError(f"--dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
-        if self.quantize not in QUANTIZE:
-            raise UsageError(f"--quantize must be one of {', '.join(QUANTIZE)}, not {self.quantize!r}")
         if self.batch_size < 1:
             raise UsageError("--batch-size must be at least 1")
-        device = self.device
-        if device not in ("auto", "cpu", "cuda") and not (
-            device.startswith("cuda:") and device.removeprefix("cuda:").isdigit()
-        ):
-            raise UsageError(f"--device must be {DEVICES_HELP}, not {device!r}")
+        for item in self.model_args:
+            if "=" not in item or not item.partition("=")[0].strip():
+                raise UsageError(f"--model-arg {item!r}: expected KEY=VALUE")
 
 
 @dataclass(frozen=True)

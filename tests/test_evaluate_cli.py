@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import biforget.api
-import biforget.pipelines.evaluate
+import biforget.models
 from biforget import cli, console
 from tests.scripted import HashEmbedder
 
@@ -42,7 +42,7 @@ class WordTokenizer:
 
 @pytest.fixture(autouse=True)
 def scripted_models(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(biforget.pipelines.evaluate, "load_tokenizer", lambda options: WordTokenizer())
+    monkeypatch.setattr(biforget.models, "load_tokenizer", lambda options: WordTokenizer())
     monkeypatch.setattr(biforget.api, "load_embedder", lambda options, target=None: HashEmbedder())
     yield
     console.set_quiet(False)

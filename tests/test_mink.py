@@ -36,7 +36,7 @@ TEXTS = [
 
 
 def reference(model: HFTextModel, text: str, k: float) -> tuple[float, float] | None:
-    ids = model.tokenizer(text, add_special_tokens=False)["input_ids"]
+    ids = model.hf_tokenizer(text, add_special_tokens=False)["input_ids"]
     if len(ids) < 2:
         return None
     with torch.no_grad():
@@ -63,7 +63,7 @@ def model(tiny_model_dir: Path) -> HFTextModel:
 
 @pytest.mark.parametrize("k", [0.1, 0.2, 0.5, 1.0])
 def test_scores_of_a_padded_batch_match_the_reference(model: HFTextModel, k: float) -> None:
-    lengths = [len(model.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in TEXTS]
+    lengths = [len(model.hf_tokenizer(t, add_special_tokens=False)["input_ids"]) for t in TEXTS]
     assert lengths[0] - 1 < 1 / 0.2 and max(lengths) > 10 * lengths[0]  # short text, heavily padded
     got = mia_scores(model.token_logprobs(TEXTS), k)  # one padded batch
     for text, scores in zip(TEXTS, got, strict=True):
@@ -99,7 +99,7 @@ def test_logits_budget_splits_scoring_batches_without_changing_scores(
 
     whole = model.token_logprobs(TEXTS)
     monkeypatch.setattr(model.model, "forward", counting)
-    width = max(len(model.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in TEXTS)
+    width = max(len(model.hf_tokenizer(t, add_special_tokens=False)["input_ids"]) for t in TEXTS)
     vocabulary = int(model.model.config.vocab_size)
     monkeypatch.setattr(hf, "LOGITS_BUDGET", 2 * width * vocabulary)  # two longest rows per pass
     split = model.token_logprobs(TEXTS)

@@ -20,8 +20,10 @@ import torch
 
 from biforget.config import ModelOptions
 from biforget.errors import ModelError, UsageError
-from biforget.models import load_embedder, load_text_model, resolve_model
-from biforget.models.hf import HFTextModel
+from biforget.models import load_embedder, load_text_model
+from biforget.models.base import GenerationRequest
+from biforget.models.hf import HFSettings, HFTextModel
+from biforget.models.sources import resolve_model
 
 PROMPTS = [
     "Hi",
@@ -57,15 +59,20 @@ def raw_model(tiny_model_dir: Path) -> HFTextModel:
     return model
 
 
+def gen(model: HFTextModel, prompts: list[str], **kwargs: Any) -> list[list[str]]:
+    """The same settings for every prompt, as one wave of requests."""
+    return model.generate([GenerationRequest(prompt=p, **kwargs) for p in prompts])
+
+
 def _solo(model: HFTextModel, prompt: str, **kwargs: Any) -> list[str]:
-    return model.generate([prompt], **kwargs)[0]
+    return gen(model, [prompt], **kwargs)[0]
 
 
 # ------------------------------------------------------------------------------------------ generate
 
 
 def test_generate_greedy_batch_matches_each_prompt_alone(raw_model: HFTextModel) -> None:
-    batched = raw_model.generate(PROMPTS, **GREEDY)
+    batched = gen(raw_model, PROMPTS, **GREEDY)
     alone = [_solo(raw_model, p, **GREEDY) for p in PROMPTS]
     assert len(batched) == len(PROMPTS)
     assert all(len(outs) == 1 and isinstance(outs[0], str) for outs in batched)
@@ -78,7 +85,7 @@ def test_generate_greedy_batch_matches_each_prompt_alone(raw_model: HFTextModel)
 
 
 def test_generate_sub_batches_keep_order(raw_model: HFTextModel, monkeypatch: pytest.MonkeyPatch) -> None:
-    expected = raw_model.generate(PROMPTS, **GREEDY)
+    expected = gen(raw_model, PROMPTS, **GREEDY)
     calls: list[dict[str, torch.Tensor]] = []
     inner = raw_model.model.generate
 
@@ -88,16 +95,18 @@ def test_generate_sub_batches_keep_order(raw_model: HFTextModel, monkeypatch: py
 
     monkeypatch.setattr(raw_model, "batch_size", 2)
     monkeypatch.setattr(raw_model.model, "generate", spy)
-    got = raw_model.generate(PROMPTS, **GREEDY)
+    got = gen(raw_model, PROMPTS, **GREEDY)
     assert got == expected
     # 5 prompts at 2 per batch: 3 sub-batches, longest prompts first.
     assert [c["input_ids"].shape[0] for c in calls] == [2, 2, 1]
     widths = [c["input_ids"].shape[1] for c in calls]
     assert widths == sorted(widths, reverse=True)
-    lengths = sorted((len(ids) for ids in raw_model._encode_prompts(PROMPTS)), reverse=True)
+    lengths = sorted(
+        (len(ids) for ids in [raw_model._encode_prompt(p, True, 8) for p in PROMPTS]), reverse=True
+    )
     real = [int(n) for c in calls for n in c["attention_mask"].sum(1)]
     assert real == lengths
-    pad = raw_model.tokenizer.pad_token_id
+    pad = raw_model.hf_tokenizer.pad_token_id
     for call in calls:
         for ids, mask in zip(call["input_ids"], call["attention_mask"], strict=True):
             n_pad = int((mask == 0).sum())
@@ -107,9 +116,9 @@ def test_generate_sub_batches_keep_order(raw_model: HFTextModel, monkeypatch: py
 
 
 def test_generate_same_seed_same_text_other_seed_other_text(chat_model: HFTextModel) -> None:
-    first = chat_model.generate(PROMPTS[:3], seed=7, **SAMPLED)
-    again = chat_model.generate(PROMPTS[:3], seed=7, **SAMPLED)
-    other = chat_model.generate(PROMPTS[:3], seed=8, **SAMPLED)
+    first = gen(chat_model, PROMPTS[:3], seed=7, **SAMPLED)
+    again = gen(chat_model, PROMPTS[:3], seed=7, **SAMPLED)
+    other = gen(chat_model, PROMPTS[:3], seed=8, **SAMPLED)
     assert first == again
     assert all(outs[0] for outs in first)
     assert first != other
@@ -121,13 +130,13 @@ def test_generate_seed_does_not_touch_global_rng(chat_model: HFTextModel) -> Non
     torch.manual_seed(123)
     before = torch.rand(3)
     torch.manual_seed(123)
-    chat_model.generate(PROMPTS[:1], seed=5, **SAMPLED)
+    gen(chat_model, PROMPTS[:1], seed=5, **SAMPLED)
     after = torch.rand(3)
     assert torch.equal(before, after)
 
 
 def test_generate_n_samples_per_prompt(chat_model: HFTextModel) -> None:
-    outputs = chat_model.generate(PROMPTS[:3], n=3, seed=1, **SAMPLED)
+    outputs = gen(chat_model, PROMPTS[:3], n=3, seed=1, **SAMPLED)
     assert len(outputs) == 3
     for outs in outputs:
         assert len(outs) == 3
@@ -140,13 +149,13 @@ def test_generate_n_samples_per_prompt(chat_model: HFTextModel) -> None:
 
 def test_generate_n_with_sub_batches(chat_model: HFTextModel, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(chat_model, "batch_size", 2)  # n=3 > batch size: one prompt per sub-batch
-    outputs = chat_model.generate(PROMPTS, n=3, seed=2, **SAMPLED)
+    outputs = gen(chat_model, PROMPTS, n=3, seed=2, **SAMPLED)
     assert [len(outs) for outs in outputs] == [3] * len(PROMPTS)
     assert all(text for outs in outputs for text in outs)
 
 
 def test_generate_greedy_n_gives_identical_copies(raw_model: HFTextModel) -> None:
-    outputs = raw_model.generate(PROMPTS[:2], n=2, **GREEDY)
+    outputs = gen(raw_model, PROMPTS[:2], n=2, **GREEDY)
     assert [len(outs) for outs in outputs] == [2, 2]
     for prompt, outs in zip(PROMPTS[:2], outputs, strict=True):
         assert outs[0] == outs[1] != ""
@@ -154,7 +163,7 @@ def test_generate_greedy_n_gives_identical_copies(raw_model: HFTextModel) -> Non
 
 
 def test_generate_empty_list(raw_model: HFTextModel) -> None:
-    assert raw_model.generate([], **GREEDY) == []
+    assert gen(raw_model, [], **GREEDY) == []
 
 
 def test_chat_template_applied_unless_disabled(chat_model: HFTextModel, raw_model: HFTextModel) -> None:
@@ -167,21 +176,19 @@ def test_chat_template_applied_unless_disabled(chat_model: HFTextModel, raw_mode
     assert not raw_model.use_chat_template
     assert raw_model.render(prompt) == prompt
     # The token ids generate sends are those of the rendered conversation, and of the bare text without it.
-    tokenizer = chat_model.tokenizer
+    tokenizer = chat_model.hf_tokenizer
     rendered_ids = tokenizer(rendered, add_special_tokens=False)["input_ids"]
-    assert chat_model._encode_prompts([prompt])[0] == rendered_ids
-    assert raw_model._encode_prompts([prompt])[0] == tokenizer(prompt)["input_ids"]
-    # Same ids and same seed give the same sample: the chat model generates from the rendered text.
-    chat_sample = chat_model.generate([prompt], seed=3, **SAMPLED)
-    assert chat_sample == raw_model.generate([rendered], seed=3, **SAMPLED)
-    assert chat_sample != raw_model.generate([prompt], seed=3, **SAMPLED)
+    assert chat_model._encode_prompt(prompt, True, 8) == rendered_ids
+    assert raw_model._encode_prompt(prompt, True, 8) == tokenizer(prompt)["input_ids"]
+    # The same request through both gives different text: the chat model continues the rendered turn.
+    assert gen(chat_model, [prompt], seed=3, **SAMPLED) != gen(raw_model, [prompt], seed=3, **SAMPLED)
 
 
 # ------------------------------------------------------------------------------------------- padding
 
 
 def test_pad_left_and_right(raw_model: HFTextModel) -> None:
-    pad = raw_model.tokenizer.pad_token_id
+    pad = raw_model.hf_tokenizer.pad_token_id
     assert pad is not None
     rows = [[11, 12, 13, 14], [21], [31, 32]]
     ids, mask = raw_model._pad(rows, "left")
@@ -190,7 +197,7 @@ def test_pad_left_and_right(raw_model: HFTextModel) -> None:
     ids, mask = raw_model._pad(rows, "right")
     assert ids.tolist() == [[11, 12, 13, 14], [21, pad, pad, pad], [31, 32, pad, pad]]
     assert mask.tolist() == [[1, 1, 1, 1], [1, 0, 0, 0], [1, 1, 0, 0]]
-    assert raw_model.tokenizer.padding_side == "left"
+    assert raw_model.hf_tokenizer.padding_side == "left"
 
 
 # ------------------------------------------------------------------------------------ token_logprobs
@@ -224,7 +231,7 @@ def _assert_matches(got: Any, want: dict[str, np.ndarray], atol: float = 1e-5) -
 
 
 def test_token_logprobs_shapes_and_manual_agreement(raw_model: HFTextModel) -> None:
-    tokenizer = raw_model.tokenizer
+    tokenizer = raw_model.hf_tokenizer
     assert not raw_model.prepends_bos  # the SmolLM2 tokenizer adds no BOS: the first token has no prediction
     scores = raw_model.token_logprobs(TEXTS)
     assert len(scores) == len(TEXTS)
@@ -238,7 +245,7 @@ def test_token_logprobs_shapes_and_manual_agreement(raw_model: HFTextModel) -> N
 
 
 def test_token_logprobs_with_context(raw_model: HFTextModel) -> None:
-    tokenizer = raw_model.tokenizer
+    tokenizer = raw_model.hf_tokenizer
     contexts = ["Question: who wrote it? Answer:", "Q: where?"]
     texts = [" J. K. Rowling wrote the books.", " At Hogwarts."]
     scores = raw_model.token_logprobs(texts, context=contexts)
@@ -257,7 +264,7 @@ def test_token_logprobs_with_context(raw_model: HFTextModel) -> None:
 def test_token_logprobs_padded_batch_matches_each_text_alone(
     raw_model: HFTextModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lengths = [len(ids) for ids in raw_model.tokenizer(TEXTS, add_special_tokens=False)["input_ids"]]
+    lengths = [len(ids) for ids in raw_model.hf_tokenizer(TEXTS, add_special_tokens=False)["input_ids"]]
     assert max(lengths) > 10 * min(lengths)  # the short text is padded by far more than its own length
     batched = raw_model.token_logprobs(TEXTS)
     alone = [raw_model.token_logprobs([text])[0] for text in TEXTS]
@@ -270,7 +277,7 @@ def test_token_logprobs_padded_batch_matches_each_text_alone(
 
 
 def test_token_logprobs_empty_and_single_token_texts(raw_model: HFTextModel) -> None:
-    assert len(raw_model.tokenizer("a", add_special_tokens=False)["input_ids"]) == 1
+    assert len(raw_model.hf_tokenizer("a", add_special_tokens=False)["input_ids"]) == 1
     scores = raw_model.token_logprobs(["", "a", SHORT_TEXT])
     assert len(scores) == 3
     for score in scores[:2]:
@@ -304,7 +311,7 @@ def test_target_embedder_rows(chat_model: HFTextModel) -> None:
 
 
 def test_mean_hidden_states_is_the_masked_mean(chat_model: HFTextModel) -> None:
-    ids = chat_model.tokenizer(SHORT_TEXT, add_special_tokens=False)["input_ids"]
+    ids = chat_model.hf_tokenizer(SHORT_TEXT, add_special_tokens=False)["input_ids"]
     with torch.no_grad():
         hidden = chat_model.model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states[-1]
     mean = hidden[0].float().mean(0)
@@ -352,7 +359,7 @@ def test_quantized_model_on_cpu(
     assert len(quantized) == 2 * 7
 
     with caplog.at_level(logging.WARNING):
-        outputs = model.generate(PROMPTS[:2], **GREEDY)
+        outputs = gen(model, PROMPTS[:2], **GREEDY)
         scores = np.concatenate([s.logprobs for s in model.token_logprobs(TEXTS)])
     assert [len(outs) for outs in outputs] == [1, 1]
     assert all(isinstance(outs[0], str) and outs[0] for outs in outputs)
@@ -393,11 +400,19 @@ def test_broken_folder_is_a_model_error(tmp_path: Path) -> None:
         load_text_model(ModelOptions(model=str(tmp_path)))
 
 
-def test_bad_options_are_usage_errors() -> None:
+def test_bad_options_are_usage_errors_of_the_hf_backend() -> None:
     with pytest.raises(UsageError, match="--dtype"):
-        ModelOptions(dtype="float64")
+        HFSettings.from_options(ModelOptions(dtype="float8"))
     with pytest.raises(UsageError, match="--quantize"):
-        ModelOptions(quantize="2bit")
+        HFSettings.from_options(ModelOptions(quantize="2bit"))
+    with pytest.raises(UsageError, match="--device must be auto, cpu, cuda or cuda:N, not 'tpu'"):
+        HFSettings.from_options(ModelOptions(device="tpu"))
+    with pytest.raises(UsageError, match="--model-arg gpu_layers: the hf backend does not read it"):
+        HFSettings.from_options(ModelOptions(model_args=("gpu_layers=3",)))
+    with pytest.raises(UsageError, match="--model-arg 'trust_remote_code=maybe'"):
+        HFSettings.from_options(ModelOptions(model_args=("trust_remote_code=maybe",)))
+    with pytest.raises(UsageError, match="expected KEY=VALUE"):
+        ModelOptions(model_args=("no-equals-sign",))
 
 
 # ---------------------------------------------------------------------------------------- resolution

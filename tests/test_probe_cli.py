@@ -78,17 +78,18 @@ def test_interrupt_exits_130_and_resume_completes_the_same_file(
     use_model: Callable[[ScriptedModel], None], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     inputs = stage_one(tmp_path / "s.jsonl")
-    args = ["probe", "-i", str(inputs), *SMALL, "--mia-threshold", "-7.3"]
+    # 40 membership attempts: waves of 32 and 8, so the interrupt below falls between them.
+    args = ["probe", "-i", str(inputs), *SMALL, "--mia", "40", "--mia-threshold", "-7.3"]
     reference = tmp_path / "reference.jsonl"
     use_model(ScoredModel(script, batch_size=4))
     assert cli.run([*args, "-o", str(reference)]) == 0
     output = tmp_path / "out.jsonl"
-    use_model(ScoredModel(script, batch_size=4, stop_at=5))  # in the second membership batch
+    use_model(ScoredModel(script, batch_size=4, stop_at=3))  # in the second membership wave
     assert cli.run([*args, "-o", str(output)]) == 130
     partial = output.read_text(encoding="utf-8").splitlines()
     assert len(STAGE_ONE) < len(partial) < len(reference.read_text().splitlines())
-    use_model(ScoredModel(script, batch_size=4))
-    assert cli.run([*args, "-o", str(output), "--resume"]) == 0
+    use_model(ScoredModel(script, batch_size=64))
+    assert cli.run([*args, "--batch-size", "64", "-o", str(output), "--resume"]) == 0
     assert output.read_text(encoding="utf-8") == reference.read_text(encoding="utf-8")
     assert "interrupted" in capsys.readouterr().err
 

@@ -219,12 +219,18 @@ def test_topic_alone_without_points(capsys: pytest.CaptureFixture[str]) -> None:
     assert "0 point(s), 0 input record(s)" in capsys.readouterr().err
 
 
-def test_generation_is_batched_at_the_probe_temperature() -> None:
+def test_attempts_are_requests_at_the_probe_temperature_and_the_batch_size_changes_nothing() -> None:
     model = ScoredModel(script, batch_size=4)
-    run(settings(jailbreak=10, mia=6, temperature=0.7), model=model)
-    assert [len(call["prompts"]) for call in model.calls] == [4, 4, 2, 4, 2]  # type: ignore[arg-type]
-    assert {call["temperature"] for call in model.calls} == {0.7}
-    assert len({call["seed"] for call in model.calls}) == 5
+    records = run(settings(jailbreak=10, mia=6, temperature=0.7), model=model)
+    # One wave per probe: 10 jailbreak attempts, then 6 membership attempts.
+    assert [len(call["prompts"]) for call in model.calls] == [10, 6]  # type: ignore[arg-type]
+    assert {t for call in model.calls for t in call["temperatures"]} == {0.7}  # type: ignore[attr-defined]
+    seeds = [seed for call in model.calls for seed in call["seeds"]]  # type: ignore[attr-defined]
+    assert len(set(seeds)) == 16
+    assert (
+        run(settings(jailbreak=10, mia=6, temperature=0.7), model=ScoredModel(script, batch_size=64))
+        == records
+    )
 
 
 def mia_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ from biforget import cli
 from biforget.config import RewriteConfig
 from biforget.console import Tracker
 from biforget.errors import UsageError
+from biforget.models.base import GenerationRequest
 from biforget.io.facts import Fact, parse_facts
 from biforget.pipelines.rewrite import (
     STAGE,
@@ -73,24 +74,32 @@ def _part(prompt: str) -> tuple[str, Fact]:
 
 
 class ByAttempt(ScriptedModel):
-    """Answers with `script(part, fact, k)`, k being the fact's QA attempt so far (its question prompts
-    sent, from 0; -1 before any), so a test can script what each attempt of a fact draws."""
+    """Answers with `script(part, fact, k)`, k being the fact's QA attempt (its question requests sent
+    so far, from 0; -1 before any), so a test can script what each attempt of a fact draws. An answer
+    request takes the attempt of the question request it pairs with (the pipeline sends them in the
+    same order)."""
 
     def __init__(self, script: Callable[[str, Fact, int], str], batch_size: int = 8) -> None:
+        super().__init__(lambda prompt, draw, seed: "", batch_size=batch_size)
         self.attempts: dict[str, int] = {}
+        self.asked: dict[str, list[int]] = {}
+        self.attempt_of: dict[int, tuple[str, Fact, int]] = {}
+        self.script = lambda request, draw: script(*self.attempt_of[id(request)])
 
-        def by_attempt(prompt: str, draw: int, seed: int) -> str:
-            part, fact = _part(prompt)
-            return script(part, fact, self.attempts.get(str(fact.question), -1))
-
-        super().__init__(by_attempt, batch_size=batch_size)
-
-    def generate(self, prompts, **kwargs):  # type: ignore[no-untyped-def, override]
-        for prompt in prompts:
-            part, fact = _part(prompt)
-            if part == "question":  # one question prompt per QA attempt
-                self.attempts[str(fact.question)] = self.attempts.get(str(fact.question), -1) + 1
-        return super().generate(prompts, **kwargs)
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[list[str]]:
+        for request in requests:
+            part, fact = _part(request.prompt)
+            key = str(fact.question)
+            if part == "question":
+                self.attempts[key] = self.attempts.get(key, -1) + 1
+                self.asked.setdefault(key, []).append(self.attempts[key])
+                k = self.attempts[key]
+            elif part == "answer":
+                k = self.asked[key].pop(0)
+            else:
+                k = self.attempts.get(key, -1)
+            self.attempt_of[id(request)] = (part, fact, k)
+        return super().generate(requests)
 
 
 def good(prompt: str, draw: int, seed: int) -> str:
@@ -141,32 +150,24 @@ def test_each_fact_then_its_variants_with_structure_and_provenance() -> None:
     assert len({r["id"] for r in records}) == len(records)
 
 
-def test_batches_have_one_temperature_and_seeds_from_their_place() -> None:
+def test_requests_carry_seeds_from_their_identity_and_the_batch_size_changes_nothing() -> None:
     model = ScriptedModel(good, batch_size=8)
-    run(model, config())
-    # Wave 0 only: every fact gets its two attempts (and QA facts a statement) in one pass. Per
-    # temperature, the questions of the QA attempts, their answers (both raw completions), then the rest.
-    calls = [(c["temperature"], len(c["prompts"]), c["n"], c["chat"]) for c in model.calls]  # type: ignore[arg-type]
+    records = run(model, config())
+    # Wave 0 only: every fact gets its two attempts (and QA facts a statement) in one pass: the questions
+    # of the QA attempts, their answers (both raw completions, `draws` each), then the rest, with the
+    # temperatures mixed in each call.
+    calls = [
+        (sorted(set(c["temperatures"])), len(c["prompts"]), set(c["n"]), set(c["chat"])) for c in model.calls
+    ]  # type: ignore[arg-type, call-overload]
     assert calls == [
-        (0.6, 2, 4, False),
-        (0.6, 2, 4, False),
-        (0.6, 3, 1, True),
-        (1.0, 2, 4, False),
-        (1.0, 2, 4, False),
-        (1.0, 1, 1, True),
+        ([0.6, 1.0], 4, {4}, {False}),
+        ([0.6, 1.0], 4, {4}, {False}),
+        ([0.6, 1.0], 4, {1}, {True}),
     ]
-    seeds = [derive_seed(7, STAGE, 0, 0, 0, t, 0) for t in (0, 1)]
-    assert [c["seed"] for c in model.calls] == [
-        derive_seed(seeds[0], "question"),
-        derive_seed(seeds[0], "answer"),
-        seeds[0],
-        derive_seed(seeds[1], "question"),
-        derive_seed(seeds[1], "answer"),
-        seeds[1],
-    ]
-    assert run(ScriptedModel(good, batch_size=8), config()) == run(
-        ScriptedModel(good, batch_size=8), config()
-    )
+    seeds = [seed for call in model.calls for seed in call["seeds"]]  # type: ignore[attr-defined]
+    assert len(set(seeds)) == len(seeds)
+    assert run(ScriptedModel(good, batch_size=1), config()) == records
+    assert run(ScriptedModel(good, batch_size=64), config()) == records
     assert run(ScriptedModel(good), config()) != run(ScriptedModel(good), config(seed=8))
 
 
@@ -307,24 +308,31 @@ def test_cli_bad_input_is_one_line(
     assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0]
 
 
-def test_cli_interrupt_then_resume_gives_the_uninterrupted_file(
-    use_model: Callable[[ScriptedModel], None], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_cli_interrupt_then_resume_at_another_batch_size_gives_the_uninterrupted_file(
+    use_model: Callable[[ScriptedModel], None],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    import biforget.pipelines.rewrite
+
+    # Blocks of 2 facts: facts 1-2 are block 0, fact 3 block 1.
+    monkeypatch.setattr(biforget.pipelines.rewrite, "BLOCK_FACTS", 2)
     path = tmp_path / "facts.jsonl"
     path.write_text(FACTS_JSONL, encoding="utf-8")
-    args = ["rewrite", "-i", str(path), "--batch-size", "2", "--temperatures", "0.6,1.0"]
+    args = ["rewrite", "-i", str(path), "--temperatures", "0.6,1.0"]
     reference = tmp_path / "reference.jsonl"
     complete = ScriptedModel(good, batch_size=2)
     use_model(complete)
-    assert cli.run([*args, "-o", str(reference)]) == 0
+    assert cli.run([*args, "--batch-size", "2", "-o", str(reference)]) == 0
     output = tmp_path / "out.jsonl"
-    # Batch size 2: facts 1-2 are block 0, fact 3 block 1; stop at the last call, inside block 1.
+    # Stop at the last call, inside block 1.
     use_model(ScriptedModel(good, batch_size=2, stop_at=len(complete.calls)))
-    assert cli.run([*args, "-o", str(output)]) == 130
+    assert cli.run([*args, "--batch-size", "2", "-o", str(output)]) == 130
     partial = output.read_text(encoding="utf-8").splitlines()
     assert 0 < len(partial) < len(reference.read_text(encoding="utf-8").splitlines())
-    use_model(ScriptedModel(good, batch_size=2))
-    assert cli.run([*args, "-o", str(output), "--resume"]) == 0
+    use_model(ScriptedModel(good, batch_size=16))
+    assert cli.run([*args, "--batch-size", "16", "-o", str(output), "--resume"]) == 0
     assert output.read_text(encoding="utf-8") == reference.read_text(encoding="utf-8")
 
 

@@ -146,13 +146,13 @@ def test_a_point_repeated_under_another_parent_is_dropped() -> None:
 
 
 @pytest.mark.parametrize(
-    ("max_points", "calls"), [(1, 1), (3, 1), (5, 2), (12, 2), (13, 3), (39, 5), (64, 5)]
+    ("max_points", "calls"), [(1, 1), (3, 1), (5, 2), (12, 2), (13, 3), (39, 3), (64, 3)]
 )
 def test_max_points_is_honoured(max_points: int, calls: int) -> None:
     records, model = run(make_config(max_points=max_points))
     assert [record["text"] for record in records] == [text for _, text, _ in expected_tree()[:max_points]]
-    # Nothing more is asked of the model once the cap is reached: not the next level, not the next
-    # batch of the same level (level 2 has batches of 4, 4 and 1 lists).
+    # Nothing more is asked of the model once the cap is reached: not the next level (each level's
+    # lists, 1, 3 and 9 of them, fit one wave of requests).
     assert len(model.calls) == calls
 
 
@@ -206,8 +206,8 @@ def test_record_fields() -> None:
 
 def test_model_gets_the_sampling_settings() -> None:
     _, model = run(make_config(temperature=1.1, samples=3))
-    assert {call["temperature"] for call in model.calls} == {1.1}
-    assert {call["n"] for call in model.calls} == {3}
+    assert {t for call in model.calls for t in call["temperatures"]} == {1.1}  # type: ignore[attr-defined]
+    assert {n for call in model.calls for n in call["n"]} == {3}  # type: ignore[attr-defined]
 
 
 def test_ids_are_reproducible_and_follow_the_seed_and_topic() -> None:
@@ -226,38 +226,35 @@ def test_ids_differ_between_models() -> None:
     assert not {record["id"] for record in first} & {record["id"] for record in other}
 
 
-def test_batch_seeds_are_fixed_by_the_run_seed_and_the_plan() -> None:
-    _, model = run(make_config(seed=5))
+def test_request_seeds_follow_the_run_seed_level_and_parent() -> None:
+    records, model = run(make_config(seed=5))
     _, again = run(make_config(seed=5))
     _, other = run(make_config(seed=6))
-    seeds = [call["seed"] for call in model.calls]
-    # Level 0: 1 list; level 1: 3 lists in one batch; level 2: 9 lists in batches of 4, 4, 1.
-    assert [len(call["prompts"]) for call in model.calls] == [1, 3, 4, 4, 1]
-    plan = [(0, 0), (1, 0), (2, 0), (2, 1), (2, 2)]
-    assert seeds == [derive_seed(5, "seeds", depth, batch) for depth, batch in plan]
-    assert seeds == [call["seed"] for call in again.calls]
+    seeds = [seed for call in model.calls for seed in call["seeds"]]  # type: ignore[attr-defined]
+    # Level 0: 1 list; level 1: 3 lists; level 2: 9 lists, each level one wave.
+    assert [len(call["prompts"]) for call in model.calls] == [1, 3, 9]  # type: ignore[arg-type]
+    parents = (
+        [None]
+        + [r["id"] for r in records if r["gen"]["depth"] == 0]
+        + [r["id"] for r in records if r["gen"]["depth"] == 1]
+    )
+    depths = [0] + [1] * 3 + [2] * 9
+    assert seeds == [
+        derive_seed(5, "seeds", depth, parent) for depth, parent in zip(depths, parents, strict=True)
+    ]
+    assert seeds == [seed for call in again.calls for seed in call["seeds"]]  # type: ignore[attr-defined]
     assert all(0 <= seed < 2**31 for seed in seeds)
     assert len(set(seeds)) == len(seeds)
-    assert not set(seeds) & {call["seed"] for call in other.calls}
+    assert not set(seeds) & {seed for call in other.calls for seed in call["seeds"]}  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize(
-    ("batch_size", "samples", "per_call"), [(8, 2, 4), (5, 2, 2), (8, 1, 8), (1, 2, 1), (9, 3, 3)]
-)
-def test_batches_respect_batch_size_over_samples(batch_size: int, samples: int, per_call: int) -> None:
+@pytest.mark.parametrize(("batch_size", "samples"), [(1, 2), (5, 2), (8, 1), (64, 3)])
+def test_the_batch_size_changes_no_point(batch_size: int, samples: int) -> None:
     records, model = run(make_config(samples=samples), batch_size=batch_size)
-    assert all(call["n"] == samples for call in model.calls)
-    # One list request per parent (one for the root), cut into consecutive batches of `per_call`,
-    # a level's last batch holding the rest; each list is asked for exactly once.
-    requests_per_level = [1] + [sum(1 for r in records if r["gen"]["depth"] == depth) for depth in (0, 1)]
-    expected_sizes = [
-        min(per_call, requests - start)
-        for requests in requests_per_level
-        for start in range(0, requests, per_call)
-    ]
-    assert [len(call["prompts"]) for call in model.calls] == expected_sizes
-    assert max(expected_sizes) == min(per_call, max(requests_per_level))
-    prompts = [prompt for call in model.calls for prompt in call["prompts"]]
+    reference, _ = run(make_config(samples=samples), batch_size=8)
+    assert records == reference
+    assert all(n == samples for call in model.calls for n in call["n"])  # type: ignore[attr-defined]
+    prompts = [prompt for call in model.calls for prompt in call["prompts"]]  # type: ignore[attr-defined]
     assert len(prompts) == len(set(prompts))
 
 

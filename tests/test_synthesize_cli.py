@@ -68,7 +68,8 @@ def test_interrupt_exits_130_and_resume_completes_the_same_file(
     use_model(ScriptedModel(script))
     assert cli.run(["synthesize", "-i", str(points), *SMALL, "-o", str(reference)]) == 0
     output = tmp_path / "out.jsonl"
-    use_model(ScriptedModel(script, stop_at=5))
+    # 64 requests in waves of 32: the interrupt falls in the second wave.
+    use_model(ScriptedModel(script, stop_at=2))
     assert cli.run(["synthesize", "-i", str(points), *SMALL, "-o", str(output)]) == 130
     partial = output.read_text(encoding="utf-8").splitlines()
     assert 0 < len(partial) < len(reference.read_text().splitlines())

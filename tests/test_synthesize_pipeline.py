@@ -14,8 +14,8 @@ import pytest
 from biforget import api
 from biforget.config import SynthesizeConfig
 from biforget.errors import UsageError
-from biforget.pipelines.synthesize import STAGE, synthesize_samples
-from biforget.records import derive_seed, make_record
+from biforget.pipelines.synthesize import STAGE, plan_units, select_templates, synthesize_samples, unit_seed
+from biforget.records import make_record
 from tests.scripted import HashEmbedder, ScriptedModel
 
 VOCABULARY = [f"w{i}" for i in range(2000)]
@@ -72,16 +72,44 @@ def test_every_unit_of_the_plan_becomes_a_record_with_provenance() -> None:
     assert set(counts.values()) == {3 * 2 * 2}
 
 
-def test_batches_have_one_temperature_a_fixed_size_and_a_seed_from_their_index() -> None:
-    model = ScriptedModel(varied, batch_size=8)
-    run(model, config())
-    assert all(call["n"] == 2 for call in model.calls)
-    assert all(len(call["prompts"]) <= 8 // 2 for call in model.calls)  # type: ignore[arg-type]
-    assert [call["seed"] for call in model.calls] == [
-        derive_seed(7, STAGE, index) for index in range(len(model.calls))
-    ]
-    temperatures = [call["temperature"] for call in model.calls]
-    assert temperatures[0] == 0.6 and temperatures[-1] == 1.0
+def test_requests_carry_their_own_seeds_and_the_batch_size_changes_nothing() -> None:
+    small, large = ScriptedModel(varied, batch_size=3), ScriptedModel(varied, batch_size=64)
+    records = run(small, config())
+    assert run(large, config()) == records
+    assert all(n == 1 for call in small.calls for n in call["n"])  # type: ignore[attr-defined]
+    templates = select_templates(config().templates)
+    units = plan_units(POINTS, templates, config())
+    seeds = [seed for call in small.calls for seed in call["seeds"]]  # type: ignore[attr-defined]
+    assert seeds == [unit_seed(unit, 7) for unit in units]
+    # Temperatures mix within one wave of requests.
+    assert set(small.calls[0]["temperatures"]) == {0.6, 1.0}  # type: ignore[arg-type]
+
+
+def test_any_window_of_the_default_plan_spans_temperatures_and_templates() -> None:
+    settings = SynthesizeConfig()
+    templates = select_templates(settings.templates)
+    points = [point(f"Point {i}") for i in range(64)]
+    units = plan_units(points, templates, settings)
+    assert len(units) == 64 * len(templates) * 4 * settings.samples * settings.rounds
+    for start in range(0, 4096):
+        window = units[start : start + 16]
+        assert {u.temperature for u in window} == {0.6, 0.8, 1.0, 1.2}
+        assert len({u.template.id for u in window}) == len(templates) == 8
+    # Round robin: every point has its next sample before any point has another.
+    for start in range(0, len(units), 64):
+        assert len({u.point["id"] for u in units[start : start + 64]}) == 64
+
+
+def test_the_first_64_samples_of_a_default_run_span_every_temperature() -> None:
+    points = [point(f"Point {i}") for i in range(64)]
+    model = ScriptedModel(varied, batch_size=32)
+    records = list(synthesize_samples(model, HashEmbedder(), points, SynthesizeConfig(max_samples=64)))
+    assert len(records) == 64
+    assert {r["gen"]["temperature"] for r in records} == {0.6, 0.8, 1.0, 1.2}  # type: ignore[index]
+    templates = {r["gen"]["template"] for r in records}  # type: ignore[index]
+    assert (
+        len(templates) >= 3 and any("/qa/" in t for t in templates) and any("/info/" in t for t in templates)
+    )
 
 
 def test_same_settings_same_records_and_another_seed_changes_them() -> None:
@@ -97,8 +125,8 @@ def test_round_robin_keeps_points_balanced_at_any_stop() -> None:
         records = run(ScriptedModel(varied), config(max_samples=cap))
         assert len(records) == cap
         per_point = Counter(r["parent"] for r in records)
-        # One unit (2 samples) is the most any point can be ahead.
-        assert max(per_point.values()) - min(per_point.get(p["id"], 0) for p in POINTS) <= 2
+        # One sample is the most any point can be ahead.
+        assert max(per_point.values()) - min(per_point.get(p["id"], 0) for p in POINTS) <= 1
 
 
 def test_cleaning_dedup_and_qa_fields() -> None:
@@ -148,9 +176,24 @@ def test_resume_regenerates_exactly_what_an_uninterrupted_run_would(killed_after
     model = ScriptedModel(varied)
     resumed = run(model, settings, existing=partial)
     assert partial + resumed == complete
-    # Only the interrupted batch and later ones were generated again.
-    first_seed = model.calls[0]["seed"]
-    assert first_seed == derive_seed(7, STAGE, partial[-1]["gen"]["batch"])  # type: ignore[index]
+    # Only the interrupted request and later ones were generated again.
+    units = plan_units(POINTS, select_templates(settings.templates), settings)
+    first = partial[-1]["gen"]["unit"]  # type: ignore[index]
+    assert model.calls[0]["seeds"][0] == unit_seed(units[first], 7)  # type: ignore[index]
+
+
+@pytest.mark.parametrize(("before", "after"), [(16, 4), (4, 16)])
+def test_resume_at_another_batch_size_loses_and_repeats_nothing(before: int, after: int) -> None:
+    settings = config(max_samples=60)
+    complete = run(ScriptedModel(varied, batch_size=8), settings)
+    partial = list(
+        islice(
+            synthesize_samples(ScriptedModel(varied, batch_size=before), HashEmbedder(), POINTS, settings), 23
+        )
+    )
+    resumed = run(ScriptedModel(varied, batch_size=after), settings, existing=partial)
+    assert [r["id"] for r in partial + resumed] == [r["id"] for r in complete]
+    assert partial + resumed == complete
 
 
 def test_points_pass_through_rules_in_the_library_call() -> None:

@@ -43,6 +43,8 @@ def mink(scores: TokenLogprobs, k: float) -> float | None:
 def standardised(scores: TokenLogprobs) -> np.ndarray:
     """Per-token Min-K%++ values. A position whose distribution has zero variance (all mass on one token,
     so the token's log-probability equals the mean) contributes 0 rather than 0/0."""
+    if scores.expected is None or scores.variance is None:
+        raise ValueError("Min-K%++ needs the next-token distribution's mean and variance")
     logprobs = scores.logprobs.astype(np.float64)
     expected = scores.expected.astype(np.float64)
     sigma = np.sqrt(np.maximum(scores.variance.astype(np.float64), 0.0))
@@ -51,7 +53,10 @@ def standardised(scores: TokenLogprobs) -> np.ndarray:
 
 
 def mink_pp(scores: TokenLogprobs, k: float) -> float | None:
-    """Min-K%++: mean of the lowest `max(1, int(k*n))` standardised token log-probabilities."""
+    """Min-K%++: mean of the lowest `max(1, int(k*n))` standardised token log-probabilities; None when
+    the backend gave no distribution statistics."""
+    if scores.expected is None or scores.variance is None:
+        return None
     return _mean_lowest(standardised(scores), k)
 
 
@@ -67,7 +72,11 @@ class MiaScores:
         return self.mink if name == "mink" else self.mink_pp
 
     def as_dict(self) -> dict[str, float]:
-        return {"mink": float(self.mink or 0.0), "mink_pp": float(self.mink_pp or 0.0)}
+        return {
+            name: float(value)
+            for name, value in (("mink", self.mink), ("mink_pp", self.mink_pp))
+            if value is not None
+        }
 
 
 def mia_scores(token_scores: Sequence[TokenLogprobs], k: float) -> list[MiaScores]:

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from biforget.errors import ModelError
-from biforget.models.hf import HFTextModel, _hub_reachable, quiet_hf_libraries, resolve_device
+from biforget.models.base import TextModel
+from biforget.models.hub import hub_reachable, quiet_hf_libraries
 from biforget.models.sources import DEFAULT_EMBEDDER, DEFAULT_EMBEDDER_NAME, default_embedder_dir
 
 TARGET_EMBEDDER = "target"
@@ -27,6 +28,8 @@ class SentenceTransformerEmbedder:
         quiet_hf_libraries(offline=local)
         from sentence_transformers import SentenceTransformer
 
+        from biforget.models.hf import resolve_device
+
         location = str(default_embedder_dir()) if local else spec
         name = DEFAULT_EMBEDDER_NAME if local else spec
         on_disk = local or Path(spec).expanduser().exists()
@@ -36,7 +39,7 @@ class SentenceTransformerEmbedder:
                     location, device=resolve_device(device), local_files_only=not on_disk
                 )
             except OSError:
-                if on_disk or not _hub_reachable():
+                if on_disk or not hub_reachable():
                     raise ModelError(
                         f"cannot load embedder {spec!r}: not a local folder, not in the Hugging Face cache, "
                         "and the hub is unreachable; use --embedder default or a local folder"
@@ -64,11 +67,9 @@ class SentenceTransformerEmbedder:
 class TargetEmbedder:
     """Mean-pooled last hidden states of the target model: the paper's setting for diversity."""
 
-    def __init__(self, model: HFTextModel) -> None:
+    def __init__(self, model: TextModel) -> None:
         self.model = model
         self.name = f"target:{model.name}"
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, int(self.model.model.config.hidden_size)), dtype=np.float32)
         return self.model.mean_hidden_states(texts)

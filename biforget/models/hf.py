@@ -1,54 +1,77 @@
-"""The transformers backend: local folders, GGUF files and hub ids; bitsandbytes quantisation; sharding.
+"""The transformers backend (`hf:`): local folders, GGUF files, hub ids and the built-in default;
+bitsandbytes 4/8-bit quantisation and accelerate's `device_map` sharding.
 
 Imported only when a model is actually loaded, so the CLI's help never pays for torch.
+
+Sampling is done row by row: every request draw has its own torch generator seeded from the request's
+seed, and a logits processor adds Gumbel noise from it to the temperature-scaled, top-p-masked logits;
+greedy decoding then takes the argmax, which is an exact sample from the same distribution. So a
+request's text never depends on the requests it shares a batch with, and temperatures mix in a batch.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from biforget import console
 from biforget.config import ModelOptions
-from biforget.errors import ModelError
-from biforget.models.base import TokenLogprobs
-from biforget.models.sources import ModelSource
+from biforget.errors import ModelError, UsageError
+from biforget.models.base import Capability, GenerationRequest, TokenLogprobs
+from biforget.models.hub import first_line, from_pretrained, quiet_hf_libraries
+from biforget.models.sources import ModelSource, resolve_model
 from biforget.records import derive_seed
 
+NAME = "hf"
 # Logits one scoring forward pass may hold (2**28 float32 values = 1 GiB).
 LOGITS_BUDGET = 2**28
+DTYPES = ("auto", "float32", "bfloat16", "float16", "float64")
+QUANTIZE = ("none", "8bit", "4bit")
+DEVICES_HELP = "auto, cpu, cuda or cuda:N"
+# `--model-arg` keys this backend reads, with their parsers.
+MODEL_ARGS: dict[str, Callable[[str], Any]] = {
+    "attn_implementation": str,
+    "revision": str,
+    "device_map": str,
+    "trust_remote_code": lambda value: _boolean(value),
+}
 
 
-def quiet_hf_libraries(*, offline: bool) -> None:
-    """Silence other libraries' progress bars and info logs; they would otherwise share stderr with ours.
+def _boolean(value: str) -> bool:
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
 
-    The hub's offline switch is read when huggingface_hub is first imported, so this runs before that.
-    """
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    if offline:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    from huggingface_hub.utils import logging as hub_logging
+@dataclass(frozen=True)
+class HFSettings:
+    """The shared options this backend reads, validated here rather than for every backend."""
 
-    hub_logging.set_verbosity_error()
-    warnings.filterwarnings("ignore", module="transformers")
-    warnings.filterwarnings("ignore", module="bitsandbytes")
-    # bitsandbytes reports through `logging`, not `warnings`: on CPU its 8-bit matmul logs a float16-cast
-    # warning on every call of every quantised layer (hundreds of stderr lines per forward pass), and its
-    # import logs a missing optional `kernels` package. Keep its errors only.
-    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    device: str
+    dtype: str
+    quantize: str
+    extra: dict[str, Any]
+
+    @classmethod
+    def from_options(cls, options: ModelOptions) -> HFSettings:
+        from biforget.models import parse_model_args
+
+        if options.dtype not in DTYPES:
+            raise UsageError(f"--dtype must be one of {', '.join(DTYPES)}, not {options.dtype!r}")
+        if options.quantize not in QUANTIZE:
+            raise UsageError(f"--quantize must be one of {', '.join(QUANTIZE)}, not {options.quantize!r}")
+        device = options.device
+        if device not in ("auto", "cpu", "cuda") and not (
+            device.startswith("cuda:") and device.removeprefix("cuda:").isdigit()
+        ):
+            raise UsageError(f"--device must be {DEVICES_HELP}, not {device!r}")
+        return cls(device, options.dtype, options.quantize, parse_model_args(options, NAME, MODEL_ARGS))
 
 
 def resolve_device(requested: str) -> str:
@@ -72,20 +95,25 @@ def resolve_dtype(requested: str, device: str) -> torch.dtype:
         if device.startswith("cuda"):
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.float32
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[requested]
+    return {
+        "float32": torch.float32,
+        "bfloat16": torch.bfloat16,
+        "float16": torch.float16,
+        "float64": torch.float64,
+    }[requested]
 
 
-def _quantization(options: ModelOptions, dtype: torch.dtype) -> Any:
-    if options.quantize == "none":
+def _quantization(quantize: str, dtype: torch.dtype) -> Any:
+    if quantize == "none":
         return None
     try:
         import bitsandbytes  # noqa: F401
         from transformers import BitsAndBytesConfig
     except Exception as exc:
         raise ModelError(
-            f"--quantize {options.quantize} needs a working bitsandbytes ({exc}); use --quantize none"
+            f"--quantize {quantize} needs a working bitsandbytes ({exc}); use --quantize none"
         ) from None
-    if options.quantize == "8bit":
+    if quantize == "8bit":
         return BitsAndBytesConfig(load_in_8bit=True)
     return BitsAndBytesConfig(
         load_in_4bit=True,
@@ -95,44 +123,142 @@ def _quantization(options: ModelOptions, dtype: torch.dtype) -> Any:
     )
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the hub's host resolves and accepts a connection; a closed network fails in milliseconds
-    here, where the hub client would retry for most of a minute."""
-    import socket
-    from urllib.parse import urlparse
+def _load_hf_tokenizer(source: ModelSource) -> Any:
+    from transformers import AutoTokenizer
 
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    host = urlparse(endpoint).hostname or "huggingface.co"
-    port = urlparse(endpoint).port or 443
+    kwargs = {"gguf_file": source.gguf_file} if source.gguf_file else {}
+    return from_pretrained(AutoTokenizer, source.location, source.name, local=source.local, **kwargs)
+
+
+def load(target: str, options: ModelOptions) -> HFTextModel:
+    """The `hf:` backend's entry in the registry."""
+    settings = HFSettings.from_options(options)
+    source = resolve_model(target)
+    quiet_hf_libraries(offline=source.local)
+    from transformers import AutoModelForCausalLM
+
+    device = resolve_device(settings.device)
+    dtype = resolve_dtype(settings.dtype, device)
+    quantization = _quantization(settings.quantize, dtype)
+    kwargs: dict[str, Any] = {"dtype": dtype, **settings.extra}
+    if source.gguf_file:
+        kwargs["gguf_file"] = source.gguf_file
+    if quantization is not None:
+        kwargs["quantization_config"] = quantization
+    if "device_map" not in kwargs:
+        if device == "cuda":
+            kwargs["device_map"] = "auto"
+        elif device.startswith("cuda:") or quantization is not None:
+            kwargs["device_map"] = {"": device}
     try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+        tokenizer = _load_hf_tokenizer(source)
+        model = from_pretrained(
+            AutoModelForCausalLM, source.location, source.name, local=source.local, **kwargs
+        )
+    except ModelError:
+        raise
+    except (OSError, ValueError, RuntimeError, ImportError, KeyError) as exc:
+        hint = "" if source.local else " (hub ids need network access to the hub or a local cache)"
+        raise ModelError(f"cannot load model {source.name!r}: {first_line(exc)}{hint}") from exc
+    if "device_map" not in kwargs and device != "cpu":
+        model = model.to(device)
+    tokenizer.padding_side = "left"
+    return HFTextModel(
+        model,
+        tokenizer,
+        name=source.name,
+        batch_size=options.batch_size,
+        chat_template=options.chat_template,
+    )
 
 
-def _from_pretrained(loader: Any, source: ModelSource, **kwargs: Any) -> Any:
-    """Load from a local source, or from a hub id: the local HF cache first, then the hub if reachable."""
-    if source.local:
-        return loader.from_pretrained(source.location, **kwargs)
+def load_tokenizer(target: str, options: ModelOptions) -> HFTokenizer:
+    """The target model's tokenizer alone: token counts need no weights."""
+    source = resolve_model(target)
+    quiet_hf_libraries(offline=source.local)
     try:
-        return loader.from_pretrained(source.location, local_files_only=True, **kwargs)
-    except OSError:
-        if not _hub_reachable():
-            raise ModelError(
-                f"cannot load model {source.name!r}: not in the local Hugging Face cache and the hub is "
-                "unreachable; pass a local folder or .gguf file, or --model default"
-            ) from None
-    return loader.from_pretrained(source.location, **kwargs)
+        tokenizer = _load_hf_tokenizer(source)
+    except ModelError:
+        raise
+    except (OSError, ValueError, RuntimeError, ImportError, KeyError) as exc:
+        raise ModelError(f"cannot load the tokenizer of {source.name!r}: {first_line(exc)}") from exc
+    return HFTokenizer(tokenizer, source.name)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
+class HFTokenizer:
+    """A transformers tokenizer behind the Tokenizer interface."""
+
+    def __init__(self, tokenizer: Any, name: str) -> None:
+        self.hf_tokenizer = tokenizer
+        self.name = name
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        return [list(ids) for ids in self.hf_tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return str(self.hf_tokenizer.decode([int(i) for i in ids], skip_special_tokens=True))
+
+
+class RowSampler:
+    """A logits processor that samples each row from its own generator (see the module docstring).
+
+    Rows at temperature 0 keep their logits, so the greedy step takes their argmax.
+    """
+
+    def __init__(
+        self, temperatures: Sequence[float], top_ps: Sequence[float], seeds: Sequence[int], device: Any
+    ):
+        self.sampled = [t > 0 for t in temperatures]
+        self.temperatures = torch.tensor(
+            [t if t > 0 else 1.0 for t in temperatures], device=device
+        ).unsqueeze(1)
+        self.top_ps = torch.tensor(list(top_ps), device=device).unsqueeze(1)
+        self.generators = [torch.Generator(device=device).manual_seed(int(seed)) for seed in seeds]
+        self.any_top_p = any(p < 1.0 for p in top_ps)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if not any(self.sampled):
+            return scores
+        warped = scores / self.temperatures.to(scores.dtype)
+        if self.any_top_p:
+            ordered, order = warped.sort(dim=-1, descending=True)
+            probs = ordered.softmax(dim=-1)
+            # A token is cut when the tokens ranked above it already hold top_p of the mass; the first
+            # token always stays.
+            cut = (probs.cumsum(dim=-1) - probs) > self.top_ps.to(probs.dtype)
+            warped = warped.masked_fill(cut.scatter(-1, order, cut), float("-inf"))
+        # -log(E) for E ~ Exp(1) is a standard Gumbel variable.
+        noise = torch.stack(
+            [
+                torch.empty(scores.shape[-1], device=scores.device).exponential_(generator=g)
+                for g in self.generators
+            ]
+        )
+        perturbed = warped - noise.log().to(warped.dtype)
+        sampled = torch.tensor(self.sampled, device=scores.device).unsqueeze(1)
+        return torch.where(sampled, perturbed, scores)
+
+
+@dataclass(frozen=True)
+class _Row:
+    request: int
+    draw: int
+    ids: list[int]
 
 
 class HFTextModel:
     """A causal LM from transformers behind the TextModel interface."""
+
+    backend = NAME
+    capabilities = frozenset(
+        {
+            Capability.LOGPROBS,
+            Capability.DISTRIBUTION,
+            Capability.HIDDEN_STATES,
+            Capability.TOKENIZER,
+            Capability.TRAINING,
+        }
+    )
 
     def __init__(
         self,
@@ -144,7 +270,8 @@ class HFTextModel:
         chat_template: bool = True,
     ) -> None:
         self.model = model.eval()
-        self.tokenizer = tokenizer
+        self.hf_tokenizer = tokenizer
+        self.tokenizer = HFTokenizer(tokenizer, name)
         self.name = name
         self.batch_size = batch_size
         if tokenizer.pad_token_id is None:
@@ -158,43 +285,8 @@ class HFTextModel:
         self.max_length = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
         # Tokens generated so far (padding and end-of-sequence excluded), for rates and benchmarks.
         self.generated_tokens = 0
-
-    @classmethod
-    def load(cls, source: ModelSource, options: ModelOptions) -> HFTextModel:
-        quiet_hf_libraries(offline=source.local)
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        device = resolve_device(options.device)
-        dtype = resolve_dtype(options.dtype, device)
-        quantization = _quantization(options, dtype)
-        kwargs: dict[str, Any] = {"dtype": dtype}
-        if source.gguf_file:
-            kwargs["gguf_file"] = source.gguf_file
-        if quantization is not None:
-            kwargs["quantization_config"] = quantization
-        if device == "cuda":
-            kwargs["device_map"] = "auto"
-        elif device.startswith("cuda:") or quantization is not None:
-            kwargs["device_map"] = {"": device}
-        try:
-            tokenizer_kwargs = {"gguf_file": source.gguf_file} if source.gguf_file else {}
-            tokenizer = _from_pretrained(AutoTokenizer, source, **tokenizer_kwargs)
-            model = _from_pretrained(AutoModelForCausalLM, source, **kwargs)
-        except ModelError:
-            raise
-        except (OSError, ValueError, RuntimeError, ImportError, KeyError) as exc:
-            hint = "" if source.local else " (hub ids need network access to the hub or a local cache)"
-            raise ModelError(f"cannot load model {source.name!r}: {_first_line(exc)}{hint}") from exc
-        if "device_map" not in kwargs and device != "cpu":
-            model = model.to(device)
-        tokenizer.padding_side = "left"
-        return cls(
-            model,
-            tokenizer,
-            name=source.name,
-            batch_size=options.batch_size,
-            chat_template=options.chat_template,
-        )
+        # Prompts cut to fit the context window so far.
+        self.truncated_prompts = 0
 
     @property
     def device(self) -> torch.device:
@@ -206,20 +298,34 @@ class HFTextModel:
         if not (chat and self.use_chat_template):
             return prompt
         return str(
-            self.tokenizer.apply_chat_template(
+            self.hf_tokenizer.apply_chat_template(
                 [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
             )
         )
 
-    def _encode_prompts(self, prompts: Sequence[str], chat: bool = True) -> list[list[int]]:
+    def _encode_prompt(self, prompt: str, chat: bool, max_new_tokens: int) -> list[int]:
         # A chat template already writes its special tokens; raw text gets the tokenizer's own.
         add_special = not (chat and self.use_chat_template)
-        encoded = self.tokenizer([self.render(p, chat) for p in prompts], add_special_tokens=add_special)
-        return [list(ids) for ids in encoded["input_ids"]]
+        ids = list(self.hf_tokenizer(self.render(prompt, chat), add_special_tokens=add_special)["input_ids"])
+        budget = self.max_length - max_new_tokens
+        if len(ids) <= budget:
+            return ids
+        if budget < 16:
+            raise UsageError(
+                f"--max-new-tokens {max_new_tokens} leaves no room for a prompt in {self.name}'s "
+                f"{self.max_length}-token context"
+            )
+        # Cut the prompt's own text, not the chat markup around it, so the model still sees a turn to answer.
+        prompt_ids = list(self.hf_tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        keep = max(1, len(prompt_ids) - (len(ids) - budget))
+        cut = str(self.hf_tokenizer.decode(prompt_ids[:keep], skip_special_tokens=True))
+        self.truncated_prompts += 1
+        ids = list(self.hf_tokenizer(self.render(cut, chat), add_special_tokens=add_special)["input_ids"])
+        return ids[-budget:]
 
     def _pad(self, rows: Sequence[list[int]], side: str) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(row) for row in rows)
-        pad = self.tokenizer.pad_token_id
+        pad = self.hf_tokenizer.pad_token_id
         ids = torch.full((len(rows), width), pad, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         for i, row in enumerate(rows):
@@ -238,53 +344,71 @@ class HFTextModel:
             yield order[start : start + per_batch]
 
     @torch.inference_mode()
-    def generate(
-        self,
-        prompts: Sequence[str],
-        *,
-        temperature: float,
-        top_p: float,
-        max_new_tokens: int,
-        n: int = 1,
-        seed: int = 0,
-        chat: bool = True,
-    ) -> list[list[str]]:
-        if not prompts:
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[list[str]]:
+        if not requests:
             return []
-        encoded = self._encode_prompts(prompts, chat)
-        sampling = temperature > 0
-        draws = n if sampling else 1
-        per_batch = max(1, self.batch_size // draws)
-        results: list[list[str]] = [[] for _ in prompts]
-        eos = self.model.generation_config.eos_token_id
-        for index, batch in enumerate(self._longest_first([len(e) for e in encoded], per_batch)):
-            ids, mask = self._pad([encoded[i] for i in batch], "left")
-            options: dict[str, Any] = {
-                "max_new_tokens": max_new_tokens,
-                "pad_token_id": self.tokenizer.pad_token_id,
-                "eos_token_id": eos,
-                "num_return_sequences": draws,
-            }
-            if sampling:
-                # top_k=0: the raw distribution cut by top_p only, not transformers' default top-50.
-                options.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
+        truncated_before = self.truncated_prompts
+        encoded = [self._encode_prompt(r.prompt, r.chat, r.max_new_tokens) for r in requests]
+        if self.truncated_prompts > truncated_before:
+            console.warn(
+                f"{self.truncated_prompts - truncated_before} prompt(s) cut to fit {self.name}'s "
+                f"{self.max_length}-token context ({self.truncated_prompts} so far)"
+            )
+        # Greedy requests give n identical copies from one row; sampled ones a row per draw.
+        rows = [
+            _Row(index, draw, encoded[index])
+            for index, request in enumerate(requests)
+            for draw in range(request.n if request.temperature > 0 else 1)
+        ]
+        texts: dict[tuple[int, int], str] = {}
+        # Longest budget and prompt first, so a batch's rows need about the same number of steps.
+        order = sorted(
+            range(len(rows)),
+            key=lambda i: (-requests[rows[i].request].max_new_tokens, -len(rows[i].ids), i),
+        )
+        for start in range(0, len(order), self.batch_size):
+            batch = [rows[i] for i in order[start : start + self.batch_size]]
+            for row, text in zip(batch, self._generate_rows(batch, requests), strict=True):
+                texts[(row.request, row.draw)] = text
+        results: list[list[str]] = []
+        for index, request in enumerate(requests):
+            if request.temperature > 0:
+                results.append([texts[(index, draw)] for draw in range(request.n)])
             else:
-                options.update(do_sample=False)
-            with torch.random.fork_rng(devices=self._rng_devices()):
-                # A seed per sub-batch, derived from the call's seed, so any batch can be regenerated alone.
-                torch.manual_seed(derive_seed(seed, "batch", index))
-                output = self.model.generate(input_ids=ids, attention_mask=mask, **options)
-            new_tokens = output[:, ids.shape[1] :]
-            self.generated_tokens += int((new_tokens != self.tokenizer.pad_token_id).sum())
-            texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-            for row, prompt_index in enumerate(batch):
-                chunk = texts[row * draws : (row + 1) * draws]
-                results[prompt_index] = [t.strip() for t in chunk] * (n if not sampling else 1)
+                results.append([texts[(index, 0)]] * request.n)
         return results
 
-    def _rng_devices(self) -> list[int]:
-        device = self.device
-        return [device.index or 0] if device.type == "cuda" else []
+    def _generate_rows(self, batch: Sequence[_Row], requests: Sequence[GenerationRequest]) -> list[str]:
+        from transformers import LogitsProcessorList
+
+        own = [requests[row.request] for row in batch]
+        ids, mask = self._pad([row.ids for row in batch], "left")
+        sampler = RowSampler(
+            [r.temperature for r in own],
+            [r.top_p for r in own],
+            # The prompt is mixed in so requests that share a seed still draw independent noise.
+            [derive_seed(r.seed, "draw", row.draw, r.prompt) for r, row in zip(own, batch, strict=True)],
+            self.device,
+        )
+        output = self.model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=max(r.max_new_tokens for r in own),
+            do_sample=False,
+            logits_processor=LogitsProcessorList([sampler]),
+            pad_token_id=self.hf_tokenizer.pad_token_id,
+            eos_token_id=self.model.generation_config.eos_token_id,
+        )
+        new_tokens = output[:, ids.shape[1] :]
+        texts: list[str] = []
+        pad = self.hf_tokenizer.pad_token_id
+        for row_tokens, request in zip(new_tokens, own, strict=True):
+            # A row with a smaller budget than its batch keeps only its own first tokens: what it would
+            # have generated alone.
+            kept = row_tokens[: request.max_new_tokens]
+            self.generated_tokens += int((kept != pad).sum())
+            texts.append(self.hf_tokenizer.decode(kept, skip_special_tokens=True).strip())
+        return texts
 
     # -------------------------------------------------------------------------------------- scoring
 
@@ -294,7 +418,7 @@ class HFTextModel:
         Scoring keeps the full logits (rows x width x vocabulary): 32 texts of 400 tokens under a 49k
         vocabulary are 2.5 GB in float32, so long texts go in smaller batches than short ones.
         """
-        vocabulary = int(getattr(self.model.config, "vocab_size", 0) or len(self.tokenizer))
+        vocabulary = int(getattr(self.model.config, "vocab_size", 0) or len(self.hf_tokenizer))
         for group in self._longest_first(lengths, self.batch_size):
             width = max(1, lengths[group[0]])
             per_pass = max(1, LOGITS_BUDGET // (width * vocabulary))
@@ -309,10 +433,12 @@ class HFTextModel:
             raise ValueError("context must give one string per text")
         rows: list[list[int]] = []
         starts: list[int] = []
-        prefix = [self.tokenizer.bos_token_id] if self.prepends_bos else []
+        prefix = [self.hf_tokenizer.bos_token_id] if self.prepends_bos else []
         for i, text in enumerate(texts):
-            context_ids = self.tokenizer(context[i], add_special_tokens=False)["input_ids"] if context else []
-            text_ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            context_ids = (
+                self.hf_tokenizer(context[i], add_special_tokens=False)["input_ids"] if context else []
+            )
+            text_ids = self.hf_tokenizer(text, add_special_tokens=False)["input_ids"]
             row = (prefix + list(context_ids) + list(text_ids))[: self.max_length]
             # The first scored position is the first text token that has a predecessor.
             starts.append(max(1, len(prefix) + len(context_ids)))
@@ -354,9 +480,11 @@ class HFTextModel:
     @torch.inference_mode()
     def mean_hidden_states(self, texts: Sequence[str]) -> np.ndarray:
         """Mean-pooled last hidden state per text (the paper's target-model embedding), L2-normalised."""
+        if not texts:
+            return np.zeros((0, int(self.model.config.hidden_size)), dtype=np.float32)
         rows = [
-            list(self.tokenizer(t, add_special_tokens=False)["input_ids"])[: self.max_length]
-            or [self.tokenizer.eos_token_id]
+            list(self.hf_tokenizer(t, add_special_tokens=False)["input_ids"])[: self.max_length]
+            or [self.hf_tokenizer.eos_token_id]
             for t in texts
         ]
         out: list[np.ndarray | None] = [None] * len(texts)
@@ -371,6 +499,3 @@ class HFTextModel:
             for row_index, text_index in enumerate(batch):
                 out[text_index] = pooled[row_index].cpu().numpy()
         return np.stack([v for v in out if v is not None]).astype(np.float32)
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return [len(ids) for ids in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]

@@ -78,7 +78,7 @@ def _convert_gguf(gguf: Path, destination: Path) -> None:
     # The GGUF reader draws its own tqdm bar, which no transformers switch reaches. tqdm reads TQDM_* when
     # it is imported, and quiet_hf_libraries imports it (through huggingface_hub), so this comes first.
     os.environ.setdefault("TQDM_DISABLE", "1")
-    from biforget.models.hf import quiet_hf_libraries
+    from biforget.models.hub import quiet_hf_libraries
 
     quiet_hf_libraries(offline=True)
     import torch

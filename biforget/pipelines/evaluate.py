@@ -11,14 +11,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from biforget import console
-from biforget.config import EvaluateConfig, ModelOptions
+from biforget.config import EvaluateConfig
 from biforget.console import Tracker
-from biforget.errors import ModelError, UsageError
+from biforget.errors import UsageError
 from biforget.io.sets import EvalSet
 from biforget.metrics.coverage import cluster_coverage
 from biforget.metrics.diversity import remote_clique
@@ -31,7 +31,7 @@ from biforget.metrics.relevance import (
     topic_similarity,
     tsne_relevance,
 )
-from biforget.models.base import Embedder
+from biforget.models.base import Embedder, Tokenizer
 from biforget.records import Record, derive_seed
 
 if TYPE_CHECKING:
@@ -54,52 +54,6 @@ DIRECTIONS: dict[str, str] = {
     "cluster_entropy": "higher",
     "overlap": "lower",
 }
-
-
-class Tokenizer(Protocol):
-    """What evaluation needs of the target model's tokenizer."""
-
-    name: str
-
-    def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids of each text, without special tokens."""
-        ...
-
-    def decode(self, ids: Sequence[int]) -> str: ...
-
-
-class HFTokenizer:
-    """A transformers tokenizer behind the Tokenizer interface."""
-
-    def __init__(self, tokenizer: Any, name: str) -> None:
-        self.tokenizer = tokenizer
-        self.name = name
-
-    def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        return [list(ids) for ids in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return str(self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=True))
-
-
-def load_tokenizer(options: ModelOptions) -> HFTokenizer:
-    """The target model's tokenizer alone: efficiency needs no weights."""
-    from biforget.models.sources import resolve_model
-
-    source = resolve_model(options.model)
-    from biforget.models.hf import _first_line, _from_pretrained, quiet_hf_libraries
-
-    quiet_hf_libraries(offline=source.local)
-    from transformers import AutoTokenizer
-
-    kwargs = {"gguf_file": source.gguf_file} if source.gguf_file else {}
-    try:
-        tokenizer = _from_pretrained(AutoTokenizer, source, **kwargs)
-    except ModelError:
-        raise
-    except (OSError, ValueError, RuntimeError, ImportError, KeyError) as exc:
-        raise ModelError(f"cannot load the tokenizer of {source.name!r}: {_first_line(exc)}") from exc
-    return HFTokenizer(tokenizer, source.name)
 
 
 def resolve_topic(config: EvaluateConfig, sets: Sequence[EvalSet]) -> tuple[str | None, str | None, str]:

@@ -1,7 +1,8 @@
 """`probe`: Stage II, adversarial probing for knowledge the plain Stage I templates miss.
 
-Two probes run one after the other, each a fixed plan of attempts cut into seeded batches (so any batch
-regenerates identically and `--resume` is exact):
+Two probes run one after the other, each a fixed plan of attempts, every attempt seeded from the run seed
+and its place in the plan (so any attempt regenerates identically whatever its batch, and `--resume` is
+exact):
 
 - jailbreak probing renders jailbreak-style templates (role play, continuation, hypothetical framing, ...)
   with the topic and a point, and accepts an output that is not a refusal, is relevant (embedding cosine
@@ -32,7 +33,8 @@ from biforget.console import Tracker
 from biforget.dedup import Deduplicator
 from biforget.errors import InputError
 from biforget.metrics.mink import MiaScores, mia_scores
-from biforget.models.base import Embedder, TextModel
+from biforget.models.base import Embedder, GenerationRequest, TextModel
+from biforget.pipelines import wave_size
 from biforget.records import Record, derive_seed, make_record
 from biforget.templates import Template, load_family
 
@@ -218,7 +220,6 @@ def calibrate(
 @dataclass
 class _Candidate:
     attempt: Attempt
-    batch: int
     text: str
     question: str | None
     answer: str | None
@@ -253,9 +254,10 @@ class _Prober:
             for text, vector in zip(texts, self.embedder.embed(list(texts)), strict=True):
                 self.dedup.add(text, vector)
 
-    def batches(self, count: int, templates: Sequence[Template]) -> list[list[Attempt]]:
-        plan = plan_attempts(count, templates, self.points)
-        size = self.model.batch_size
+    def waves(self, count: int, templates: Sequence[Template], first: int = 0) -> list[list[Attempt]]:
+        """The plan from attempt `first` on, in waves handed to the backend at once."""
+        plan = plan_attempts(count, templates, self.points)[first:]
+        size = wave_size(self.model)
         return [plan[i : i + size] for i in range(0, len(plan), size)]
 
     def is_new(self, candidate: _Candidate, rejected: dict[str, int]) -> bool:
@@ -265,22 +267,24 @@ class _Prober:
             _count(rejected, f"duplicate_{verdict}")
         return verdict is None
 
-    def candidates(
-        self, stage: str, batch_index: int, batch: Sequence[Attempt], rejected: dict[str, int]
-    ) -> list[_Candidate]:
-        """Generate one batch; clean, drop refusals and off-topic outputs; embed the rest in one call."""
+    def candidates(self, stage: str, batch: Sequence[Attempt], rejected: dict[str, int]) -> list[_Candidate]:
+        """Generate one wave; clean, drop refusals and off-topic outputs; embed the rest in one call."""
         config = self.config
         prompts = [
             a.template.render(topic=config.topic, point=a.point.text if a.point else config.topic)
             for a in batch
         ]
         outputs = self.model.generate(
-            prompts,
-            temperature=config.temperature,
-            top_p=config.top_p,
-            max_new_tokens=config.max_new_tokens,
-            n=1,
-            seed=derive_seed(config.seed, stage, batch_index),
+            [
+                GenerationRequest(
+                    prompt=prompt,
+                    temperature=config.temperature,
+                    top_p=config.top_p,
+                    max_new_tokens=config.max_new_tokens,
+                    seed=derive_seed(config.seed, stage, attempt.index),
+                )
+                for attempt, prompt in zip(batch, prompts, strict=True)
+            ]
         )
         kept: list[tuple[Attempt, str, str | None, str | None]] = []
         for attempt, prompt, texts in zip(batch, prompts, outputs, strict=True):
@@ -307,7 +311,7 @@ class _Prober:
             if topic_sim < config.min_relevance:
                 _count(rejected, "irrelevant")
                 continue
-            found.append(_Candidate(attempt, batch_index, text, question, answer, vector, topic_sim))
+            found.append(_Candidate(attempt, text, question, answer, vector, topic_sim))
         return found
 
     def record(self, stage: str, candidate: _Candidate, threshold: Threshold | None = None) -> Record:
@@ -319,7 +323,6 @@ class _Prober:
             "temperature": self.config.temperature,
             "top_p": self.config.top_p,
             "seed": self.config.seed,
-            "batch": candidate.batch,
             "attempt": attempt.index,
         }
         if point is not None:
@@ -334,8 +337,6 @@ class _Prober:
             "template": attempt.template.provenance(),
             "point": point.text if point else None,
             "attempt": attempt.index,
-            "batch": candidate.batch,
-            "batch_size": self.model.batch_size,
             "settings": self.origin_settings,
         }
         scores: dict[str, float] = {}
@@ -361,8 +362,10 @@ def _count(counter: dict[str, int], reason: str, amount: int = 1) -> None:
 
 
 def _resume_point(stage: str, previous: Sequence[Record]) -> int:
-    batches = [int(r.get("gen", {}).get("batch", 0)) for r in previous]
-    return max(batches) if batches else 0
+    """The attempt to restart at: records are written in plan order, so every attempt before the last
+    one written is done."""
+    attempts = [int(r.get("gen", {}).get("attempt", 0)) for r in previous]
+    return max(attempts) if attempts else 0
 
 
 def _report(stage: str, accepted: int, attempts: int, rejected: dict[str, int]) -> None:
@@ -388,7 +391,7 @@ def probe_samples(
     `inputs` are the records passed through (the caller writes them); they seed the dedup memory and,
     without `points`, give the domain's points. `references` calibrate the membership threshold when
     `config.mia_calibrate` is set. `existing` are records a previous run of the same settings wrote
-    (`--resume`): they rebuild the dedup memory and each probe restarts at the last batch it reached.
+    (`--resume`): they rebuild the dedup memory and each probe restarts at the last attempt it reached.
     """
     tracker = tracker or Tracker()
     templates = load_probe_templates()
@@ -416,16 +419,16 @@ def _jailbreak(
     prober: _Prober, templates: Sequence[Template], done: set[str], first: int
 ) -> Iterator[Record]:
     config = prober.config
-    batches = prober.batches(config.jailbreak, templates)
+    waves = prober.waves(config.jailbreak, templates, first)
     rejected: dict[str, int] = {}
     accepted = 0
     task = prober.tracker.start(JAILBREAK, total=config.jailbreak, unit="attempts")
-    prober.tracker.skip(task, sum(len(b) for b in batches[:first]))
+    prober.tracker.skip(task, first)
     if first:
-        console.info(f"{JAILBREAK}: resuming from batch {first + 1} of {len(batches)}")
+        console.info(f"{JAILBREAK}: resuming from attempt {first + 1} of {config.jailbreak}")
     try:
-        for batch_index in range(first, len(batches)):
-            for candidate in prober.candidates(JAILBREAK, batch_index, batches[batch_index], rejected):
+        for wave in waves:
+            for candidate in prober.candidates(JAILBREAK, wave, rejected):
                 record = prober.record(JAILBREAK, candidate)
                 if record["id"] in done:
                     continue
@@ -433,7 +436,7 @@ def _jailbreak(
                     continue
                 accepted += 1
                 yield record
-            prober.tracker.advance(task, len(batches[batch_index]))
+            prober.tracker.advance(task, len(wave))
             prober.tracker.status(task, f"accepted {accepted}")
     finally:
         _report(JAILBREAK, accepted, config.jailbreak, rejected)
@@ -463,16 +466,16 @@ def _membership(
         # because its threshold depends on every candidate.
         prober.remember([str(r["text"]) for r in earlier])
     first = _resume_point(MIA, earlier) if streaming else 0
-    batches = prober.batches(config.mia, templates)
+    waves = prober.waves(config.mia, templates, first)
     rejected: dict[str, int] = {}
     pool: list[_Candidate] = []
     accepted = 0
     key = config.mia_score
     task = prober.tracker.start(MIA, total=config.mia, unit="attempts")
-    prober.tracker.skip(task, sum(len(b) for b in batches[:first]))
+    prober.tracker.skip(task, first)
     try:
-        for batch_index in range(first, len(batches)):
-            found = prober.candidates(MIA, batch_index, batches[batch_index], rejected)
+        for wave in waves:
+            found = prober.candidates(MIA, wave, rejected)
             for candidate, scores in zip(
                 found, score_texts(prober.model, [c.text for c in found], config.mink_k), strict=True
             ):
@@ -498,7 +501,7 @@ def _membership(
                     continue
                 accepted += 1
                 yield record
-            prober.tracker.advance(task, len(batches[batch_index]))
+            prober.tracker.advance(task, len(wave))
             prober.tracker.status(task, f"accepted {accepted}" if streaming else f"candidates {len(pool)}")
         if not streaming:
             values = [float(c.scores.get(key) or 0.0) for c in pool if c.scores is not None]

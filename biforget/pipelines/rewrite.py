@@ -22,10 +22,10 @@ for the short QA fields and statements at least half of the other content words 
 catches "Dario Quennell, The Salt Orchard, 1994." for "Dario Quennell published his first book, The Salt
 Orchard, in 1994.") and does not repeat a variant already accepted for the fact.
 
-Work runs in blocks of facts (one model batch of facts per block). Inside a block, wave 0 asks for
-`variants` rewrites of every fact; each later wave asks again only for what a fact still lacks. A wave is
-cut into batches of one temperature, each seeded from the run seed and its place (round, block, wave,
-temperature, chunk), so the whole plan is a deterministic function of the facts and the settings. A block
+Work runs in blocks of `BLOCK_FACTS` facts. Inside a block, wave 0 asks for `variants` rewrites of every
+fact; each later wave asks again only for what a fact still lacks. Every request is seeded from the run
+seed and its own identity (fact, round, form, attempt and part), so the whole plan is a deterministic
+function of the facts and the settings, whatever the batch size. A block
 is written when it is finished (each fact, then its variants), which is what makes `--resume` exact: the
 last block a previous run reached is regenerated identically and its records already written are skipped.
 """
@@ -62,12 +62,15 @@ from biforget.metrics.preservation import (
     new_numbers,
     repeated_terms,
 )
-from biforget.models.base import Embedder, TextModel
+from biforget.models.base import Embedder, GenerationRequest, TextModel
 from biforget.records import Record, derive_seed, make_record, qa_text
 from biforget.templates import Template, builtin_template, load_family
 from biforget.text import word_edits
 
 STAGE = "rewrite"
+# Facts per block: a block is written when it is finished. Each fact's rewrites depend on its own
+# requests alone, so the block size changes only how often records are flushed, never what they say.
+BLOCK_FACTS = 32
 INPUT_STAGE = "input"
 # Fields the record contract owns; an input fact's own values for them are replaced, never passed through.
 RESERVED = frozenset(
@@ -356,6 +359,7 @@ class Rewriter:
         self.qa_plan = attempt_plan(templates.qa_pairs, len(config.temperatures))
         self.text_plan = attempt_plan(len(templates.text), len(config.temperatures))
         self.statement_attempts = max(1, math.ceil(config.max_attempts / config.variants))
+        self.fact_ids: dict[int, str] = {}
 
     def unit(self, index: int, fact: Fact, form: str, round_index: int, attempt: int) -> Unit:
         temperatures = self.config.temperatures
@@ -374,7 +378,7 @@ class Rewriter:
             return unit.template.render(text=fact.text)
         return unit.template.render(question=fact.question, answer=fact.answer)
 
-    def block(self, block_index: int, facts: Sequence[Fact], records: Sequence[Record]) -> list[list[Record]]:
+    def block(self, facts: Sequence[Fact], records: Sequence[Record]) -> list[list[Record]]:
         """Every round and wave of one block; the accepted variants of each fact, in acceptance order."""
         sources = _Sources(self.embedder, facts, records)
         dedups = [Deduplicator(self.config.max_similarity) for _ in facts]
@@ -399,44 +403,50 @@ class Rewriter:
                         state.statement_used += 1
                 if not units:
                     break
-                for t_index in range(len(self.config.temperatures)):
-                    at_t = [u for u in units if u.temperature_index == t_index]
-                    size = max(1, self.model.batch_size)
-                    for chunk, start in enumerate(range(0, len(at_t), size)):
-                        batch = at_t[start : start + size]
-                        seed = derive_seed(
-                            self.config.seed, STAGE, round_index, block_index, wave, t_index, chunk
-                        )
-                        self.run_batch(batch, seed, wave, facts, records, sources, states, dedups, variants)
+                self.run_batch(units, wave, facts, records, sources, states, dedups, variants)
                 wave += 1
         return variants
 
     def _generate(
         self,
+        units: Sequence[Unit],
         prompts: list[str],
-        temperature: float,
+        part: str,
         n: int,
-        seed: int,
         *,
         chat: bool = True,
         max_new_tokens: int | None = None,
     ) -> list[list[str]]:
+        """One request per unit, seeded from the unit's own identity and the part it asks for, so a
+        rewrite never depends on which facts share its block or batch."""
         if not prompts:
             return []
         return self.model.generate(
-            prompts,
-            temperature=temperature,
-            top_p=self.config.top_p,
-            max_new_tokens=max_new_tokens or self.config.max_new_tokens,
-            n=n,
-            seed=seed,
-            chat=chat,
+            [
+                GenerationRequest(
+                    prompt=prompt,
+                    temperature=unit.temperature,
+                    top_p=self.config.top_p,
+                    max_new_tokens=max_new_tokens or self.config.max_new_tokens,
+                    n=n,
+                    seed=derive_seed(
+                        self.config.seed,
+                        STAGE,
+                        self.fact_ids[id(unit)],
+                        unit.round,
+                        unit.form,
+                        unit.attempt,
+                        part,
+                    ),
+                    chat=chat,
+                )
+                for unit, prompt in zip(units, prompts, strict=True)
+            ]
         )
 
     def run_batch(
         self,
         batch: Sequence[Unit],
-        seed: int,
         wave: int,
         facts: Sequence[Fact],
         records: Sequence[Record],
@@ -445,27 +455,27 @@ class Rewriter:
         dedups: list[Deduplicator],
         variants: list[list[Record]],
     ) -> None:
-        temperature = batch[0].temperature
+        self.fact_ids = {id(u): records[u.fact]["id"] for u in batch}
         single = [u for u in batch if u.form != "qa"]
         paired = [u for u in batch if u.form == "qa"]
         # Both parts of the QA attempts as few-shot completions, `draws` each.
         question_outputs = self._generate(
+            paired,
             [self.prompt(u, facts[u.fact]) for u in paired],
-            temperature,
+            "question",
             self.config.draws,
-            derive_seed(seed, "question"),
             chat=False,
             max_new_tokens=min(QUESTION_TOKENS, self.config.max_new_tokens),
         )
         answer_outputs = self._generate(
+            paired,
             [_answer_prompt(u, facts[u.fact]) for u in paired],
-            temperature,
+            "answer",
             self.config.draws,
-            derive_seed(seed, "answer"),
             chat=False,
             max_new_tokens=min(ANSWER_TOKENS, self.config.max_new_tokens),
         )
-        single_outputs = self._generate([self.prompt(u, facts[u.fact]) for u in single], temperature, 1, seed)
+        single_outputs = self._generate(single, [self.prompt(u, facts[u.fact]) for u in single], "text", 1)
         self.attempts += len(batch)
         outcomes: dict[int, tuple[Candidate, np.ndarray | None, Any]] = {}
         for unit, texts in zip(single, single_outputs, strict=True):
@@ -775,7 +785,7 @@ def rewrite_facts(
         seen.add(record["id"])
         unique.append(fact)
         records.append(record)
-    size = max(1, model.batch_size)
+    size = BLOCK_FACTS
     blocks = [range(start, min(start + size, len(unique))) for start in range(0, len(unique), size)]
     written = {str(r.get("id")) for r in existing} | {str(r.get("parent")) for r in existing}
     first = max(
@@ -792,9 +802,7 @@ def rewrite_facts(
     try:
         for block_index in range(first, len(blocks)):
             indices = blocks[block_index]
-            variants = rewriter.block(
-                block_index, [unique[i] for i in indices], [records[i] for i in indices]
-            )
+            variants = rewriter.block([unique[i] for i in indices], [records[i] for i in indices])
             for position, index in enumerate(indices):
                 yield records[index]
                 found = variants[position]

@@ -3,8 +3,8 @@
 Level 0 asks for the domain's key points; each later level asks, for every point of the level before,
 for points that belong to it. Lists are parsed robustly, and a point is kept only if it is neither an
 exact (normalised) nor a near (embedding cosine) duplicate of the topic or of any point kept so far.
-Requests are batched per level in a fixed plan, each batch seeded from the run seed and its place in
-the plan, so the same settings give the same points and ids.
+Each level's requests are one per parent, seeded from the run seed, the level and the parent, so the
+same settings give the same points and ids whatever the batch size.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from biforget.clean import is_refusal
 from biforget.config import SeedsConfig
 from biforget.console import Tracker
 from biforget.dedup import Deduplicator
-from biforget.models.base import Embedder, TextModel
+from biforget.models.base import Embedder, GenerationRequest, TextModel
+from biforget.pipelines import wave_size
 from biforget.records import Record, derive_seed, make_record
 from biforget.templates import Template, builtin_template
 from biforget.text import parse_point_list
@@ -61,7 +62,7 @@ def generate_points(
     origin_settings = {k: v for k, v in settings.items() if k not in ("depth", "max_points")}
     kept = 0
     parents: list[Record | None] = [None]
-    prompts_per_batch = max(1, model.batch_size // config.samples)
+    step = wave_size(model)
     for depth in range(config.depth + 1):
         template = root if depth == 0 else child
         requests = [
@@ -75,17 +76,24 @@ def generate_points(
         ]
         task = tracker.start(f"seeds: level {depth}", total=len(requests), unit="lists")
         next_parents: list[Record | None] = []
-        for batch_index, start in enumerate(range(0, len(requests), prompts_per_batch)):
+        for start in range(0, len(requests), step):
             if kept >= config.max_points:
                 break  # the cap is reached: generating the level's remaining lists would be wasted
-            batch = requests[start : start + prompts_per_batch]
+            batch = requests[start : start + step]
             outputs = model.generate(
-                [request.prompt for request in batch],
-                temperature=config.temperature,
-                top_p=config.top_p,
-                max_new_tokens=config.max_new_tokens,
-                n=config.samples,
-                seed=derive_seed(config.seed, STAGE, depth, batch_index),
+                [
+                    GenerationRequest(
+                        prompt=request.prompt,
+                        temperature=config.temperature,
+                        top_p=config.top_p,
+                        max_new_tokens=config.max_new_tokens,
+                        n=config.samples,
+                        seed=derive_seed(
+                            config.seed, STAGE, depth, request.parent["id"] if request.parent else None
+                        ),
+                    )
+                    for request in batch
+                ]
             )
             candidates = [_merged_candidates(texts) for texts in outputs]
             flat = [text for texts in candidates for text in texts]

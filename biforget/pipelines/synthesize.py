@@ -1,16 +1,19 @@
 """`synthesize`: Stage I, seed-guided synthesis until the diversity curve flattens.
 
-Every point is rendered into every selected template and sampled at every temperature, round after
-round. The work plan is fixed by the settings and the points: within a (round, temperature) slot the
-units run template by template and, inside a template, point by point, so every point gets its next
-sample before any point gets another, and a stop at any moment leaves coverage balanced. The plan is cut
-into batches of one temperature, each seeded from the run seed and its index, so any batch regenerates
-identically; that is what makes `--resume` exact.
+Every point is rendered into every selected template and sampled at every temperature, `samples` times,
+round after round. The work plan is a fixed list of requests, each one sample of one point through one
+template at one temperature, with a seed drawn from exactly that identity (never from a batch), so any
+request regenerates identically whatever its batch; that is what makes `--resume` exact, even at another
+`--batch-size`. The order keeps a stop at any moment balanced: points take turns (every point gets its
+next sample before any point gets another), and as the points take turns they step through the
+template x temperature combinations in an order where neighbours differ in both, so any window of
+consecutive samples spans the templates and temperatures as evenly as the counts allow.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +26,8 @@ from biforget.console import Tracker
 from biforget.dedup import Deduplicator
 from biforget.errors import UsageError
 from biforget.metrics.diversity import DiversityTracker
-from biforget.models.base import Embedder, TextModel
+from biforget.models.base import Embedder, GenerationRequest, TextModel
+from biforget.pipelines import wave_size
 from biforget.records import Record, derive_seed, make_record
 from biforget.templates import Template, load_family, load_folder
 
@@ -76,24 +80,54 @@ def is_qa_template(template: Template) -> bool:
 
 @dataclass(frozen=True)
 class Unit:
+    """One request of the plan: a sample of a point through a template at a temperature."""
+
     point: Record
     template: Template
     temperature: float
     round: int
+    sample: int
 
 
-def plan_batches(
-    points: Sequence[Record], templates: Sequence[Template], config: SynthesizeConfig, prompts_per_batch: int
-) -> list[list[Unit]]:
-    """The fixed work plan: round, then temperature, then template, then point; cut into batches."""
-    batches: list[list[Unit]] = []
+def interleaved_combinations(templates: int, temperatures: int) -> list[tuple[int, int]]:
+    """Every (template, temperature) index pair once, neighbours differing in both where possible.
+
+    Pair q is (q mod T, (q + q // L) mod M) with L = lcm(T, M): the first L pairs walk both indices
+    together (all pairs whose difference is 0 modulo gcd(T, M)), each next block of L shifts the
+    temperature by one, and the gcd(T, M) blocks together cover the grid.
+    """
+    block = math.lcm(templates, temperatures)
+    return [(q % templates, (q + q // block) % temperatures) for q in range(templates * temperatures)]
+
+
+def plan_units(
+    points: Sequence[Record], templates: Sequence[Template], config: SynthesizeConfig
+) -> list[Unit]:
+    """The fixed work plan: rounds, then sample passes, then turns of the points over the combinations."""
+    combinations = interleaved_combinations(len(templates), len(config.temperatures))
+    units: list[Unit] = []
     for round_index in range(config.rounds):
-        for temperature in config.temperatures:
-            units = [
-                Unit(point, template, temperature, round_index) for template in templates for point in points
-            ]
-            batches += [units[i : i + prompts_per_batch] for i in range(0, len(units), prompts_per_batch)]
-    return batches
+        for sample in range(config.samples):
+            for turn in range(len(combinations)):
+                for position, point in enumerate(points):
+                    # Offsetting by the sample pass and the round keeps early stops from always meeting
+                    # the same combinations first.
+                    template, temperature = combinations[
+                        (turn + position + sample + round_index) % len(combinations)
+                    ]
+                    units.append(
+                        Unit(
+                            point, templates[template], config.temperatures[temperature], round_index, sample
+                        )
+                    )
+    return units
+
+
+def unit_seed(unit: Unit, seed: int) -> int:
+    """A request's seed from its identity alone, so neither its batch nor the plan's order changes it."""
+    return derive_seed(
+        seed, STAGE, unit.point.get("id"), unit.template.id, unit.temperature, unit.round, unit.sample
+    )
 
 
 class _Trace:
@@ -125,21 +159,20 @@ def synthesize_samples(
     """Yield accepted `sample` records until diversity converges, the plan ends or `max_samples`.
 
     `existing` are records a previous run of the same settings wrote (`--resume`): they rebuild the
-    dedup and convergence state, and the plan restarts at the last batch they reached.
+    dedup and convergence state, and the plan restarts at the last request they reached.
     """
     tracker = tracker or Tracker()
     templates = select_templates(config.templates, config.template_dir)
     settings = config.settings()
     origin_settings = {k: v for k, v in settings.items() if k not in _NOT_IN_IDS}
-    prompts_per_batch = max(1, model.batch_size // config.samples)
-    batches = plan_batches(points, templates, config, prompts_per_batch)
+    units = plan_units(points, templates, config)
     dedup = Deduplicator(config.dedup_threshold)
     diversity = DiversityTracker(check_every=config.check_every, epsilon=config.epsilon)
     curve = _Trace(trace)
 
     previous = [r for r in existing if r.get("stage") == STAGE and r.get("kind") == "sample"]
     done_ids = {str(r.get("id")) for r in previous}
-    first_batch = 0
+    first_unit = 0
     if previous:
         vectors = embedder.embed([str(r["text"]) for r in previous])
         for record, vector in zip(previous, vectors, strict=True):
@@ -147,62 +180,61 @@ def synthesize_samples(
             diversity.add(vector)
         for samples, value in diversity.curve:
             curve.write(samples, value)
-        first_batch = max(int(r.get("gen", {}).get("batch", 0)) for r in previous)
+        # Records are written in plan order, so every request before the last one written is done.
+        first_unit = max(int(r.get("gen", {}).get("unit", 0)) for r in previous)
         console.info(
-            f"resuming after {len(previous)} sample(s), from batch {first_batch + 1} of {len(batches)}"
+            f"resuming after {len(previous)} sample(s), from request {first_unit + 1} of {len(units)}"
         )
 
     rejected: dict[str, int] = {}
     task = tracker.start("synthesize", total=config.max_samples, unit="samples")
-    tracker.advance(task, diversity.count)
+    tracker.skip(task, diversity.count)
+    step = wave_size(model)
     try:
         if diversity.converged or diversity.count >= config.max_samples:
             return
-        for batch_index in range(first_batch, len(batches)):
-            batch = batches[batch_index]
-            prompts = [u.template.render(point=u.point["text"], topic=_topic(u.point, config)) for u in batch]
+        for wave_start in range(first_unit, len(units), step):
+            wave = list(enumerate(units[wave_start : wave_start + step], start=wave_start))
+            prompts = [
+                u.template.render(point=u.point["text"], topic=_topic(u.point, config)) for _, u in wave
+            ]
             outputs = model.generate(
-                prompts,
-                temperature=batch[0].temperature,
-                top_p=config.top_p,
-                max_new_tokens=config.max_new_tokens,
-                n=config.samples,
-                seed=derive_seed(config.seed, STAGE, batch_index),
-            )
-            for unit, prompt, texts in zip(batch, prompts, outputs, strict=True):
-                for draw, raw in enumerate(texts):
-                    made = _make_sample(
-                        model,
-                        embedder,
-                        unit,
-                        draw,
-                        raw,
-                        prompt,
-                        config,
-                        settings,
-                        origin_settings,
-                        batch_index,
+                [
+                    GenerationRequest(
+                        prompt=prompt,
+                        temperature=unit.temperature,
+                        top_p=config.top_p,
+                        max_new_tokens=config.max_new_tokens,
+                        seed=unit_seed(unit, config.seed),
                     )
-                    if isinstance(made, str):
-                        rejected[made] = rejected.get(made, 0) + 1
-                        continue
-                    record = made
-                    if record["id"] in done_ids:
-                        continue
-                    vector = embedder.embed([record["text"]])[0]
-                    verdict = dedup.offer(record["text"], vector)
-                    if verdict is not None:
-                        rejected[f"duplicate_{verdict}"] = rejected.get(f"duplicate_{verdict}", 0) + 1
-                        continue
-                    checked = diversity.add(vector)
-                    if diversity.count % config.check_every == 0 and diversity.curve:
-                        curve.write(*diversity.curve[-1])
-                    yield record
-                    tracker.advance(task)
-                    current = diversity.diversity
-                    tracker.status(task, f"diversity {current:.4f}" if current is not None else "")
-                    if checked or diversity.count >= config.max_samples:
-                        return
+                    for (_, unit), prompt in zip(wave, prompts, strict=True)
+                ]
+            )
+            made: list[Record] = []
+            for (index, unit), prompt, texts in zip(wave, prompts, outputs, strict=True):
+                result = _make_sample(
+                    model, embedder, unit, index, texts[0], prompt, config, settings, origin_settings
+                )
+                if isinstance(result, str):
+                    rejected[result] = rejected.get(result, 0) + 1
+                elif result["id"] not in done_ids:
+                    made.append(result)
+            # One embedder call per wave; the records are then offered one by one, in plan order.
+            wave_vectors = list(embedder.embed([r["text"] for r in made])) if made else []
+            for record, vector in zip(made, wave_vectors, strict=True):
+                verdict = dedup.offer(record["text"], vector)
+                if verdict is not None:
+                    rejected[f"duplicate_{verdict}"] = rejected.get(f"duplicate_{verdict}", 0) + 1
+                    continue
+                checked = diversity.add(vector)
+                if diversity.count % config.check_every == 0 and diversity.curve:
+                    curve.write(*diversity.curve[-1])
+                yield record
+                tracker.advance(task)
+                current = diversity.diversity
+                tracker.status(task, f"diversity {current:.4f}" if current is not None else "")
+                if checked or diversity.count >= config.max_samples:
+                    return
     finally:
         if diversity.diversity is not None:
             curve.write(diversity.count, diversity.diversity)
@@ -221,13 +253,12 @@ def _make_sample(
     model: TextModel,
     embedder: Embedder,
     unit: Unit,
-    draw: int,
+    index: int,
     raw: str,
     prompt: str,
     config: SynthesizeConfig,
     settings: dict[str, object],
     origin_settings: dict[str, object],
-    batch_index: int,
 ) -> Record | str:
     """A sample record from one raw output, or the reason it was rejected."""
     cleaned = clean_output(raw, prompt, qa=is_qa_template(unit.template), min_words=config.min_words)
@@ -240,9 +271,9 @@ def _make_sample(
         "temperature": unit.temperature,
         "top_p": config.top_p,
         "round": unit.round,
-        "sample": draw,
+        "sample": unit.sample,
         "seed": config.seed,
-        "batch": batch_index,
+        "unit": index,
         "point": unit.point["text"],
         "embedder": embedder.name,
         "settings": settings,
@@ -253,7 +284,7 @@ def _make_sample(
         "template": unit.template.provenance(),
         "temperature": unit.temperature,
         "round": unit.round,
-        "sample": draw,
+        "sample": unit.sample,
         "settings": origin_settings,
     }
     return make_record(
