@@ -339,7 +339,7 @@ class ProbeConfig:
 EXPORT_FORMATS = ("muse", "open-unlearning", "rmu", "dusk", "tofu", "hf", "csv", "txt")
 BENCHMARKS = ("tofu", "muse", "wmdp")
 # Records other than points, when --kinds is not given: points are lists of topics, not forget text.
-DEFAULT_EXPORT_KINDS = ("sample", "fact", "variant")
+DEFAULT_EXPORT_KINDS = ("sample", "fact", "variant", "statement")
 
 
 @dataclass(frozen=True)

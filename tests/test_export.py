@@ -381,7 +381,9 @@ def test_filters_kinds_stages_and_scores(pipeline_set: list[Record], tmp_path: P
         assert result.records
         return (tmp_path / name / "forget.txt").read_text(encoding="utf-8").rstrip("\n").split("\n\n")
 
-    assert len(kept("variants", kinds=("variant",))) == 8
+    assert len(kept("variants", kinds=("variant",))) == 6
+    statements = kept("statements", kinds=("statement",))
+    assert len(statements) == 2 and all("?" not in text for text in statements)
     assert len(kept("points", kinds=("point",))) == 3
     assert kept("probe", stages=("probe",)) == [
         f"Who guards gate {n}? Warden {n} guards it." for n in (1, 2, 3)
