@@ -604,6 +604,27 @@ def test_open_unlearning_mixed_set_is_an_error_naming_the_filter(tmp_path: Path)
     assert load_json_dataset(tmp_path / "text" / "forget.jsonl", tmp_path / "cache").column_names == ["text"]
 
 
+def test_mixed_sets_split_by_stage_when_kinds_cannot(tmp_path: Path) -> None:
+    def record(n: int, kind: str, stage: str, qa: bool) -> Record:
+        fields = (
+            {"question": f"Who guards gate {n}?", "answer": f"Warden {n}."} if qa else {"text": f"Gate {n}."}
+        )
+        return make_record(kind=kind, stage=stage, gen={}, origin={"n": n}, **fields)  # type: ignore[arg-type]
+
+    # Samples of both shapes (probe QA, synthesized text): only the stages tell them apart.
+    records = [record(1, "sample", "probe/mia", True), record(2, "sample", "synthesize", False)]
+    with pytest.raises(
+        InputError,
+        match=r"keep the question/answer ones with --stages probe/mia \(QADataset\) "
+        r"or the text with --stages synthesize",
+    ):
+        run(records, tmp_path / "a", "open-unlearning")
+    # A kind --kinds does not know is never suggested.
+    records = [{**records[0], "kind": "essay", "stage": "x"}, {**records[1], "kind": "note", "stage": "x"}]
+    with pytest.raises(InputError, match=r"\(1 note; first: record 2\); no --kinds or --stages value"):
+        run(records, tmp_path / "b", "tofu")
+
+
 def test_csv_round_trips_a_300k_character_text(tmp_path: Path) -> None:
     from biforget.io.facts import parse_facts
     from biforget.io.sets import read_set

@@ -240,10 +240,14 @@ def _counts(items: Sequence[ExportItem], key: str) -> dict[str, int]:
 
 
 def _splitting_filter(qa: Sequence[ExportItem], text: Sequence[ExportItem]) -> tuple[str, str] | None:
-    """The filter option and its values for each shape, when kinds (else stages) tell the shapes apart."""
+    """The filter option and its values for each shape, when kinds (else stages) tell the shapes apart.
+    Only kinds of the contract count, since --kinds accepts no other."""
     for key, flag in (("kind", "--kinds"), ("stage", "--stages")):
         qa_values, text_values = _counts(qa, key), _counts(text, key)
-        if f"no {key}" in qa_values or f"no {key}" in text_values or set(qa_values) & set(text_values):
+        values = {*qa_values, *text_values}
+        if f"no {key}" in values or set(qa_values) & set(text_values):
+            continue
+        if key == "kind" and not values <= set(KINDS):
             continue
         return f"{flag} {','.join(qa_values)}", f"{flag} {','.join(text_values)}"
     return None
