@@ -597,7 +597,7 @@ def export(
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Write a forget set where an unlearning framework reads it without edits. Loads no model."""
+    """Write a forget set in the layout an unlearning framework reads. Loads no model."""
     from biforget import api
     from biforget.io.jsonl import iter_records, open_input
 

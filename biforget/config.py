@@ -335,7 +335,31 @@ class ProbeConfig:
 EXPORT_FORMATS = ("muse", "open-unlearning", "rmu", "dusk", "tofu", "hf", "csv", "txt")
 BENCHMARKS = ("tofu", "muse", "wmdp")
 # Records other than points, when --kinds is not given: points are lists of topics, not forget text.
-DEFAULT_EXPORT_KINDS = ("sample", "fact", "variant")
+DEFAULT_EXPORT_KINDS = ("sample", "fact", "variant", "statement")
+# Config names open-unlearning ships: its experiments under configs/experiment/unlearn/<benchmark>/ and
+# dataset configs under configs/data/datasets/ outside the benchmark prefixes below. An export named like
+# one would overwrite it when copied in, or shadow it.
+OU_SHIPPED_NAMES = frozenset(
+    name.lower()
+    for name in (
+        "default",
+        "idk",
+        "lora",
+        "sibl",
+        "superloss",
+        "scalability",
+        "sustainabilty",
+        "sustainability",
+        "default_superloss",
+        "scalability_superloss",
+        "sustainabilty_superloss",
+        "FACTUAL_QA",
+        "FactualDataEdge",
+    )
+)
+# The framework names every dataset config of a benchmark with its prefix (TOFU_QA_retain, MUSE_forget,
+# WMDP_forget, ...) and keeps adding to them, so the prefixes are its own.
+OU_SHIPPED_PREFIXES = ("tofu_", "muse_", "wmdp_", "pistol_")
 
 
 @dataclass(frozen=True)
@@ -386,6 +410,17 @@ class ExportConfig:
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", self.name):
             raise UsageError(
                 f"--name must start with a letter and hold only letters, digits, _ and -, not {self.name!r}"
+            )
+        # Compared without case: on a case-insensitive file system `tofu_qa_retain.yaml` replaces the
+        # framework's `TOFU_QA_retain.yaml`.
+        folded = self.name.lower()
+        if self.format == "open-unlearning" and (
+            folded in OU_SHIPPED_NAMES or folded.startswith(OU_SHIPPED_PREFIXES)
+        ):
+            raise UsageError(
+                f"--name {self.name!r} is taken by open-unlearning's own configs (its experiments' names, "
+                "and dataset names starting TOFU_, MUSE_, WMDP_ or PISTOL_): copied into the framework, the "
+                "export would overwrite or shadow them; pick another name, e.g. HP_forget"
             )
 
 

@@ -8,7 +8,9 @@ from typing import Any
 
 Record = dict[str, Any]
 
-KINDS = ("point", "sample", "fact", "variant")
+# `statement`: the text-only restatement `rewrite` adds to a QA fact, a kind of its own so filters can
+# keep a QA set's question/answer records apart from it.
+KINDS = ("point", "sample", "fact", "variant", "statement")
 ID_LENGTH = 16
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,10 @@ def qa_only(records: list[Record]) -> list[Record]:
     return [r for r in exported(records) if "question" in r]
 
 
+def text_only(records: list[Record]) -> list[Record]:
+    return [r for r in exported(records) if "question" not in r]
+
+
 def as_text(record: Record) -> str:
     return f"{record['question']} {record['answer']}" if "question" in record else str(record["text"])
 
@@ -125,13 +130,21 @@ def test_text_formats_split_back_on_blank_lines(
     if fmt == "muse":
         assert json.loads((out / "forget.json").read_text(encoding="utf-8")) == wanted
         assert sorted(result.files) == ["forget.json", "forget.txt"]
+        # Short records: muse_bench would pad nearly every position of forget.json's rows.
+        assert result.notes == [export_module.muse_json_note(wanted)]
+        assert (
+            "forget.json pads each of its 39 string(s)" in result.notes[0] and "about 99%" in result.notes[0]
+        )
     else:
         assert result.files == [file_name]
     if fmt == "dusk":
         # DUSK's forget.py reads its forget document from data/Prof/Chronological.txt; the note says so.
         assert len(result.notes) == 1 and "<DUSK>/data/Prof/Chronological.txt" in result.notes[0]
-    else:
-        assert result.notes == []
+        words = sum(len(d.split()) for d in documents)
+        assert words < 768 and result.warnings == [export_module.dusk_size_warning(documents)]
+        assert f"(an estimate: {words} words at 1.33 tokens a word), under 1,024" in result.warnings[0]
+    elif fmt == "txt":
+        assert result.notes == [] and result.warnings == []
 
 
 def test_rmu_file_name_lines_and_batch_note(pipeline_set: list[Record], tmp_path: Path) -> None:
@@ -182,11 +195,19 @@ def test_tofu_task_ids_group_variants_with_their_fact(tmp_path: Path) -> None:
     assert [row["task_id"] for row in rows] == [1, 2, 1]
 
 
-def test_qa_format_with_text_records_names_the_first_and_writes_nothing(
+def test_qa_format_with_text_records_names_the_counts_and_writes_nothing(
     pipeline_set: list[Record], tmp_path: Path
 ) -> None:
-    with pytest.raises(InputError, match=r"^record 4: record has no 'question'/'answer'; --format tofu"):
+    # Text facts and their variants share kinds and stages with the QA ones: no filter splits them.
+    with pytest.raises(
+        InputError,
+        match=r"^--format tofu needs question/answer records, but 30 of the 39 records kept have no "
+        r"question/answer \(25 sample, 1 fact, 2 variant, 2 statement; first: record 4\); "
+        r"no --kinds or --stages value tells them apart",
+    ):
         run(pipeline_set, tmp_path / "tofu", "tofu")
+    with pytest.raises(InputError, match=r"^--format tofu .* use a text format"):
+        run(text_only(pipeline_set), tmp_path / "tofu", "tofu")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -240,7 +261,9 @@ def test_open_unlearning_qa_set(pipeline_set: list[Record], tmp_path: Path) -> N
         "configs/experiment/unlearn/tofu/HP_forget.yaml",
         "forget.jsonl",
     ]
-    assert result.notes == []
+    assert result.notes == [
+        "open-unlearning: benchmark tofu, as the set is question/answer (--benchmark overrides)"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -251,7 +274,8 @@ def test_open_unlearning_text_set(
     pipeline_set: list[Record], tmp_path: Path, benchmark: str | None, max_length: int, retain: str
 ) -> None:
     out = tmp_path / "ou"
-    result = run(pipeline_set, out, "open-unlearning", benchmark=benchmark, data_path="data/forget.jsonl")
+    records = text_only(pipeline_set)
+    result = run(records, out, "open-unlearning", benchmark=benchmark, data_path="data/forget.jsonl")
     bench = benchmark or "muse"
     dataset = yaml.safe_load((out / "configs/data/datasets/biforget.yaml").read_text())
     assert dataset == {
@@ -269,8 +293,9 @@ def test_open_unlearning_text_set(
     assert {"override /data/datasets@data.retain": retain} in experiment["defaults"]
     assert list(experiment["data"]["retain"]) == [retain] and "forget" not in experiment["data"]
     data = load_json_dataset(out / "forget.jsonl", tmp_path / "cache")
-    assert data.column_names == ["text"] and data["text"] == [as_text(r) for r in exported(pipeline_set)]
-    assert result.notes and "9 question/answer record(s) written as text" in result.notes[0]
+    assert data.column_names == ["text"] and data["text"] == [as_text(r) for r in records]
+    picked = ["open-unlearning: benchmark muse, as the set is text (--benchmark overrides)"]
+    assert result.notes == (picked if benchmark is None else [])
 
 
 def test_open_unlearning_wmdp_experiment_matches_the_framework(
@@ -279,7 +304,7 @@ def test_open_unlearning_wmdp_experiment_matches_the_framework(
     """open-unlearning's WMDP experiment: zephyr + RMU, WMDP_retain read from data/wmdp/wmdp-corpora/,
     lm-eval on wmdp_${data_split} and mmlu, its collator, training and RMU method arguments."""
     out = tmp_path / "ou"
-    run(pipeline_set, out, "open-unlearning", benchmark="wmdp", name="HP_forget")
+    run(text_only(pipeline_set), out, "open-unlearning", benchmark="wmdp", name="HP_forget")
     experiment = yaml.safe_load((out / "configs/experiment/unlearn/wmdp/HP_forget.yaml").read_text())
     assert experiment["defaults"] == [
         {"override /model": "zephyr-7b-beta"},
@@ -313,7 +338,7 @@ def test_open_unlearning_other_benchmarks_pin_no_method_args(
 ) -> None:
     for benchmark in ("tofu", "muse"):
         out = tmp_path / benchmark
-        run(pipeline_set, out, "open-unlearning", benchmark=benchmark)
+        run(text_only(pipeline_set), out, "open-unlearning", benchmark=benchmark)
         experiment = yaml.safe_load(
             (out / f"configs/experiment/unlearn/{benchmark}/biforget.yaml").read_text()
         )
@@ -381,7 +406,9 @@ def test_filters_kinds_stages_and_scores(pipeline_set: list[Record], tmp_path: P
         assert result.records
         return (tmp_path / name / "forget.txt").read_text(encoding="utf-8").rstrip("\n").split("\n\n")
 
-    assert len(kept("variants", kinds=("variant",))) == 8
+    assert len(kept("variants", kinds=("variant",))) == 6
+    statements = kept("statements", kinds=("statement",))
+    assert len(statements) == 2 and all("?" not in text for text in statements)
     assert len(kept("points", kinds=("point",))) == 3
     assert kept("probe", stages=("probe",)) == [
         f"Who guards gate {n}? Warden {n} guards it." for n in (1, 2, 3)
@@ -408,10 +435,17 @@ def test_bad_settings_are_usage_errors(tmp_path: Path) -> None:
         ({"format": "txt", "kinds": ("samples",)}, "--kinds: unknown kind 'samples'"),
         ({"format": "rmu", "name": "bad name"}, "--name must start with a letter"),
         ({"format": "txt", "keep_unscored": True}, "--keep-unscored only applies with --min-score"),
+        *(
+            ({"format": "open-unlearning", "name": name}, f"--name '{name}' is taken by open-unlearning")
+            for name in ("TOFU_QA_retain", "default", "MUSE_forget", "muse_retain", "WMDP_forget", "idk")
+        ),
     ]
     for settings, message in cases:
         with pytest.raises(UsageError, match=message):
             ExportConfig(out=tmp_path, **settings)
+    # Only open-unlearning's config tree can collide; elsewhere the name is a file prefix.
+    assert ExportConfig(format="rmu", out=tmp_path, name="default").name == "default"
+    assert ExportConfig(format="open-unlearning", out=tmp_path, name="HP_forget").name == "HP_forget"
 
 
 def test_existing_folder_needs_force_then_keeps_other_files(
@@ -449,7 +483,7 @@ def test_an_empty_existing_folder_is_used(pipeline_set: list[Record], tmp_path: 
 def test_a_failure_while_writing_leaves_nothing(
     pipeline_set: list[Record], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def fail_after_first(staging: Path, items: Any, config: ExportConfig) -> list[str]:
+    def fail_after_first(staging: Path, items: Any, config: ExportConfig) -> export_module.Written:
         (staging / "forget.txt").write_text("partial")
         raise OSError(28, "No space left on device")
 
@@ -486,3 +520,163 @@ def test_records_without_text_or_question_answer(tmp_path: Path) -> None:
         api.export(settings, [{"text": "fine"}, {"question": "only half?"}])
     api.export(replace(settings, out=tmp_path / "p"), [{"question": "Q?", "answer": "A."}])
     assert (tmp_path / "p" / "forget.txt").read_text() == "Q? A.\n"
+
+
+# Each export as the framework, or the reader, loads it.
+
+_INTERPOLATION = re.compile(r"\$\{(\w+)\}")
+
+
+def interpolate(value: Any, scope: dict[str, Any]) -> Any:
+    """Hydra's `${key}` interpolation of a `# @package _global_` experiment against its top-level keys;
+    a key the experiment does not define is a KeyError, as it is an error in Hydra."""
+    if isinstance(value, str):
+        return _INTERPOLATION.sub(lambda match: str(scope[match.group(1)]), value)
+    if isinstance(value, dict):
+        return {key: interpolate(item, scope) for key, item in value.items()}
+    if isinstance(value, list):
+        return [interpolate(item, scope) for item in value]
+    return value
+
+
+def test_open_unlearning_muse_model_retain_and_eval_follow_data_split(
+    pipeline_set: list[Record], tmp_path: Path
+) -> None:
+    out = tmp_path / "ou"
+    run(text_only(pipeline_set), out, "open-unlearning", benchmark="muse", name="HP_forget")
+    experiment = yaml.safe_load((out / "configs/experiment/unlearn/muse/HP_forget.yaml").read_text())
+    # As the framework's configs/experiment/unlearn/muse/default.yaml: the retain set's hub path as well.
+    assert experiment["data"]["retain"] == {
+        "MUSE_retain": {
+            "args": {"hf_args": {"path": "muse-bench/MUSE-${data_split}", "split": "${retain_split}"}}
+        }
+    }
+    for split in ("News", "Books"):  # the default, then `data_split=Books` on the command line
+        resolved = interpolate(experiment, {**experiment, "data_split": split})
+        assert (
+            resolved["model"]["model_args"]["pretrained_model_name_or_path"]
+            == f"muse-bench/MUSE-{split}_target"
+        )
+        assert resolved["data"]["retain"]["MUSE_retain"]["args"]["hf_args"] == {
+            "path": f"muse-bench/MUSE-{split}",
+            "split": "retain1",
+        }
+        assert resolved["eval"]["muse"]["data_split"] == split
+    assert "data_split=Books" in (out / "README.md").read_text()
+
+
+@pytest.mark.parametrize("benchmark", ["tofu", "muse", "wmdp"])
+def test_open_unlearning_interpolations_all_resolve(
+    pipeline_set: list[Record], tmp_path: Path, benchmark: str
+) -> None:
+    out = tmp_path / benchmark
+    records = qa_only(pipeline_set) if benchmark == "tofu" else text_only(pipeline_set)
+    run(records, out, "open-unlearning", benchmark=benchmark)
+    for path in (out / "configs").rglob("*.yaml"):
+        value = yaml.safe_load(path.read_text())
+        assert not _INTERPOLATION.search(json.dumps(interpolate(value, value))), path
+
+
+def test_open_unlearning_mixed_set_is_an_error_naming_the_filter(tmp_path: Path) -> None:
+    # The default rewrite output of QA facts: facts and variants QA-shaped, statements text only.
+    qa_facts = [fact for fact in facts() if fact.is_qa]
+    records = list(rewrite_facts(ScriptedModel(good), HashEmbedder(), qa_facts, rewrite_config()))
+    assert [r["kind"] for r in records].count("statement") == 2
+    with pytest.raises(
+        InputError,
+        match=r"^--format open-unlearning writes one record shape per set, but this one holds 6 "
+        r"question/answer record\(s\) and 2 text-only \(2 statement; first: record 4\); keep the "
+        r"question/answer ones with --kinds fact,variant \(QADataset\) or the text with --kinds statement",
+    ):
+        run(records, tmp_path / "mixed", "open-unlearning")
+    with pytest.raises(
+        InputError, match=r"^--format tofu .*; keep the question/answer ones with --kinds fact,variant$"
+    ):
+        run(records, tmp_path / "mixed", "tofu")
+    assert list(tmp_path.iterdir()) == []
+    result = run(records, tmp_path / "qa", "open-unlearning", kinds=("fact", "variant"))
+    assert (tmp_path / "qa" / "configs/experiment/unlearn/tofu/biforget.yaml").is_file()
+    assert "benchmark tofu" in result.notes[0]
+    data = load_json_dataset(tmp_path / "qa" / "forget.jsonl", tmp_path / "cache")
+    assert data.column_names == ["question", "answer"] and len(data) == 6
+    run(records, tmp_path / "text", "open-unlearning", kinds=("statement",))
+    assert (tmp_path / "text" / "configs/experiment/unlearn/muse/biforget.yaml").is_file()
+    assert load_json_dataset(tmp_path / "text" / "forget.jsonl", tmp_path / "cache").column_names == ["text"]
+
+
+def test_mixed_sets_split_by_stage_when_kinds_cannot(tmp_path: Path) -> None:
+    def record(n: int, kind: str, stage: str, qa: bool) -> Record:
+        fields = (
+            {"question": f"Who guards gate {n}?", "answer": f"Warden {n}."} if qa else {"text": f"Gate {n}."}
+        )
+        return make_record(kind=kind, stage=stage, gen={}, origin={"n": n}, **fields)  # type: ignore[arg-type]
+
+    # Samples of both shapes (probe QA, synthesized text): only the stages tell them apart.
+    records = [record(1, "sample", "probe/mia", True), record(2, "sample", "synthesize", False)]
+    with pytest.raises(
+        InputError,
+        match=r"keep the question/answer ones with --stages probe/mia \(QADataset\) "
+        r"or the text with --stages synthesize",
+    ):
+        run(records, tmp_path / "a", "open-unlearning")
+    # A kind --kinds does not know is never suggested.
+    records = [{**records[0], "kind": "essay", "stage": "x"}, {**records[1], "kind": "note", "stage": "x"}]
+    with pytest.raises(InputError, match=r"\(1 note; first: record 2\); no --kinds or --stages value"):
+        run(records, tmp_path / "b", "tofu")
+
+
+def test_csv_round_trips_a_300k_character_text(tmp_path: Path) -> None:
+    from biforget.io.facts import parse_facts
+    from biforget.io.sets import read_set
+
+    long = ('She said "far away", then left.\nAgain, ' * 8000).strip()
+    assert len(long) > 300_000
+    records = [
+        make_record(kind="sample", text=long, stage="synthesize", gen={}, origin={"n": 1}),
+        make_record(kind="sample", text="A short one.", stage="synthesize", gen={}, origin={"n": 2}),
+    ]
+    run(records, tmp_path / "csv", "csv")
+    path = tmp_path / "csv" / "forget.csv"
+    default = 131_072
+    before = csv.field_size_limit(default)  # the interpreter's own limit, whatever an earlier read set
+    try:
+        with path.open(encoding="utf-8", newline="") as handle, pytest.raises(csv.Error, match="field limit"):
+            list(csv.reader(handle))
+        # biforget's own readers lift the limit when they read CSV.
+        assert read_set(path).texts == [long, "A short one."]
+        assert [fact.text for fact in parse_facts(path.read_text(encoding="utf-8"), str(path))] == [
+            long,
+            "A short one.",
+        ]
+        with path.open(encoding="utf-8", newline="") as handle:
+            rows = list(csv.reader(handle))
+        assert [row[0] for row in rows] == ["text", long, "A short one."]
+    finally:
+        csv.field_size_limit(max(before, csv.field_size_limit()))
+
+
+def test_hf_writes_question_answer_text_for_a_qa_record_without_text(tmp_path: Path) -> None:
+    from datasets import load_from_disk
+
+    records = [
+        {"kind": "fact", "question": "Where was Ilsa Marrowgate born?", "answer": "In Tromsø, in 1968."},
+        {"kind": "sample", "text": "Kenji Arakawa lives in Kyoto."},
+    ]
+    run(records, tmp_path / "hf", "hf")
+    data = load_from_disk(str(tmp_path / "hf" / "dataset"))
+    assert data["text"] == [
+        "Where was Ilsa Marrowgate born? In Tromsø, in 1968.",
+        "Kenji Arakawa lives in Kyoto.",
+    ]
+    run(records, tmp_path / "txt", "txt")
+    assert (tmp_path / "txt" / "forget.txt").read_text(encoding="utf-8").split("\n\n")[0] == data["text"][0]
+
+
+def test_size_estimates_for_dusk_and_muse() -> None:
+    # 768 words estimate 1,024 tokens, the least DUSK needs; one word fewer is under it.
+    assert export_module.dusk_size_warning(["word " * 768]) is None
+    warning = export_module.dusk_size_warning(["word " * 400, "word " * 367])
+    assert warning is not None and "about 1023 tokens (an estimate: 767 words" in warning
+    # A row of 1,536 words fills a 2,048-token window; two rows of 768 words each are half padding.
+    assert "about 0% of the positions" in export_module.muse_json_note(["word " * 1536])
+    assert "about 50% of the positions" in export_module.muse_json_note(["word " * 768] * 2)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from biforget import cli
 from biforget.records import make_record
+from tests.scripted import ScriptedModel
+from tests.test_rewrite_pipeline import FACTS_JSONL, good
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -134,7 +137,11 @@ def test_qa_format_with_text_records_names_the_line(
     code, out, err = run(["-i", str(source), "-f", "tofu", "--out", str(tmp_path / "t")], capsys)
     assert code == 1 and out == ""
     # Line 1 is a point (filtered out), line 3 is blank, line 6 the text sample.
-    assert_one_error_line(err, f"{source}:6: record has no 'question'/'answer'; --format tofu needs")
+    assert_one_error_line(
+        err,
+        "--format tofu needs question/answer records, but 1 of the 4 records kept have no question/answer",
+        f"(1 sample; first: {source}:6); keep the question/answer ones with --kinds fact",
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["set.jsonl"]
     code, _, err = run(
         ["-i", str(source), "-f", "tofu", "--out", str(tmp_path / "t"), "--kinds", "fact"], capsys
@@ -198,7 +205,18 @@ def test_piped_stdin_in_a_real_process_never_imports_torch(tmp_path: Path) -> No
     data = write_set(tmp_path / "set.jsonl").read_bytes()
     for fmt in ("open-unlearning", "hf"):
         done = subprocess.run(
-            [sys.executable, "-c", script, "export", "-f", fmt, "--out", str(tmp_path / fmt)],
+            [
+                sys.executable,
+                "-c",
+                script,
+                "export",
+                "-f",
+                fmt,
+                "--kinds",
+                "fact",
+                "--out",
+                str(tmp_path / fmt),
+            ],
             input=data,
             capture_output=True,
             cwd=REPO,
@@ -210,5 +228,76 @@ def test_piped_stdin_in_a_real_process_never_imports_torch(tmp_path: Path) -> No
         assert done.stdout == b""
         assert err.strip().splitlines()[-1] == "False False"
         assert "Saving the dataset" not in err  # the datasets progress bar stays silent
-    assert (tmp_path / "open-unlearning" / "forget.jsonl").read_text().count("\n") == 4
+    assert (tmp_path / "open-unlearning" / "forget.jsonl").read_text().count("\n") == 3
     assert (tmp_path / "hf" / "dataset" / "dataset_info.json").is_file()
+
+
+def test_open_unlearning_refuses_a_name_the_framework_ships(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = str(write_set(tmp_path / "set.jsonl"))
+    for name in ("TOFU_QA_retain", "default", "MUSE_forget", "WMDP_forget"):
+        code, out, err = run(
+            [
+                "-i",
+                source,
+                "-f",
+                "open-unlearning",
+                "--kinds",
+                "fact",
+                "--name",
+                name,
+                "--out",
+                str(tmp_path / "o"),
+            ],
+            capsys,
+        )
+        assert code == 2 and out == ""
+        assert_one_error_line(err, f"--name '{name}' is taken by open-unlearning's own configs")
+    assert not (tmp_path / "o").exists()
+
+
+def test_default_rewrite_output_exports_as_tofu_with_kinds_fact_variant(
+    use_model: Callable[[ScriptedModel], None], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`biforget rewrite -i FACTS | biforget export --format tofu --kinds fact,variant --out DIR`, on the
+    scripted backend: the statements rewrite adds by default are their own kind, so the filter drops them."""
+    from datasets import load_dataset
+
+    facts = tmp_path / "facts.jsonl"
+    facts.write_text("".join(line + "\n" for line in FACTS_JSONL.splitlines()[:2]), encoding="utf-8")
+    use_model(ScriptedModel(good))
+    assert cli.run(["rewrite", "-i", str(facts)]) == 0
+    rewritten, _ = capsys.readouterr()
+    records = [json.loads(line) for line in rewritten.splitlines()]
+    kinds = [r["kind"] for r in records]
+    assert kinds.count("fact") == 2 and kinds.count("statement") == 2 and kinds.count("variant") >= 2
+    output = tmp_path / "rewritten.jsonl"
+    output.write_text(rewritten, encoding="utf-8")
+    # Without the filter the statements make it a mixed set: an error that names the filter.
+    code, out, err = run(["-i", str(output), "-f", "tofu", "--out", str(tmp_path / "t")], capsys)
+    assert code == 1 and out == ""
+    assert_one_error_line(
+        err, "(2 statement; first:", "keep the question/answer ones with --kinds fact,variant"
+    )
+    code, out, err = run(
+        [
+            "-i",
+            str(output),
+            "-f",
+            "tofu",
+            "--kinds",
+            "fact,variant",
+            "--task-id",
+            "--out",
+            str(tmp_path / "t"),
+        ],
+        capsys,
+    )
+    assert code == 0 and out == "", err
+    data = load_dataset(
+        "json", data_files=str(tmp_path / "t" / "forget.jsonl"), split="train", cache_dir=str(tmp_path / "c")
+    )
+    qa = [r for r in records if r["kind"] in ("fact", "variant")]
+    assert data.column_names == ["question", "answer", "task_id"]
+    assert data["question"] == [r["question"] for r in qa] and data["task_id"] == [r["task_id"] for r in qa]

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from biforget.records import ID_LENGTH, derive_seed, make_id, make_record, qa_text
+from biforget.records import ID_LENGTH, KINDS, derive_seed, make_id, make_record, qa_text
 
 ORIGIN = {
     "stage": "seeds",
@@ -165,6 +165,14 @@ def test_make_record_scores_are_copied() -> None:
     record = _record(text="t", scores=scores)
     scores["mink"] = 2.0
     assert record["scores"] == {"mink": 1.0}
+
+
+def test_every_kind_of_the_contract_is_accepted_and_a_statement_is_text_only() -> None:
+    assert KINDS == ("point", "sample", "fact", "variant", "statement")
+    for kind in KINDS:
+        assert _record(kind=kind, text="t")["kind"] == kind
+    statement = _record(kind="statement", text="Ilsa Marrowgate was born in Tromsø in 1968.")
+    assert "question" not in statement and "answer" not in statement
 
 
 def test_make_record_rejects_bad_input() -> None:

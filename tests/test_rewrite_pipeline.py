@@ -57,10 +57,10 @@ def _pick(*parts: object) -> str:
     return OPENERS[int(hashlib.sha256(repr(parts).encode()).hexdigest(), 16) % len(OPENERS)]
 
 
-def _part(prompt: str) -> tuple[str, Fact]:
+def _part(prompt: str, pool: Sequence[Fact] | None = None) -> tuple[str, Fact]:
     """What a prompt asks to rewrite: a QA fact's `question`, its `answer`, the `statement` of both, or
-    a `text` fact."""
-    for fact in facts():
+    a `text` fact, of the facts in `pool` (default `facts()`)."""
+    for fact in pool if pool is not None else facts():
         if not fact.is_qa:
             if str(fact.text) in prompt:
                 return "text", fact
@@ -77,27 +77,49 @@ class ByAttempt(ScriptedModel):
     """Answers with `script(part, fact, k)`, k being the fact's QA attempt (its question requests sent
     so far, from 0; -1 before any), so a test can script what each attempt of a fact draws. An answer
     request takes the attempt of the question request it pairs with (the pipeline sends them in the
-    same order)."""
+    same order), a statement or text request the fact's first attempt in the latest wave. With `drawn`, `drawn(part, fact, k, draw)` scripts each of an attempt's draws; `pool`
+    holds the facts prompts ask about (default `facts()`)."""
 
-    def __init__(self, script: Callable[[str, Fact, int], str], batch_size: int = 8) -> None:
+    def __init__(
+        self,
+        script: Callable[[str, Fact, int], str] | None = None,
+        batch_size: int = 8,
+        *,
+        drawn: Callable[[str, Fact, int, int], str] | None = None,
+        pool: Sequence[Fact] | None = None,
+    ) -> None:
         super().__init__(lambda prompt, draw, seed: "", batch_size=batch_size)
         self.attempts: dict[str, int] = {}
         self.asked: dict[str, list[int]] = {}
         self.attempt_of: dict[int, tuple[str, Fact, int]] = {}
-        self.script = lambda request, draw: script(*self.attempt_of[id(request)])
+        self.wave_first: dict[str, int] = {}
+        self.pool = pool
+
+        def by_attempt(request: GenerationRequest, draw: int) -> str:
+            part, fact, k = self.attempt_of[id(request)]
+            if drawn is not None:
+                return drawn(part, fact, k, draw)
+            assert script is not None
+            return script(part, fact, k)
+
+        self.script = by_attempt
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[list[str]]:
+        asked_now: set[str] = set()
         for request in requests:
-            part, fact = _part(request.prompt)
+            part, fact = _part(request.prompt, self.pool)
             key = str(fact.question)
             if part == "question":
+                if key not in asked_now:
+                    asked_now.add(key)
+                    self.wave_first[key] = self.attempts.get(key, -1) + 1
                 self.attempts[key] = self.attempts.get(key, -1) + 1
                 self.asked.setdefault(key, []).append(self.attempts[key])
                 k = self.attempts[key]
             elif part == "answer":
                 k = self.asked[key].pop(0)
             else:
-                k = self.attempts.get(key, -1)
+                k = self.wave_first.get(key, -1)
             self.attempt_of[id(request)] = (part, fact, k)
         return super().generate(requests)
 
@@ -129,7 +151,7 @@ def run(model: ScriptedModel, settings: RewriteConfig, **kwargs: object) -> list
 def test_each_fact_then_its_variants_with_structure_and_provenance() -> None:
     records = run(ScriptedModel(good, batch_size=8), config())
     kinds = [(r["kind"], r["gen"].get("form")) for r in records]  # type: ignore[attr-defined]
-    assert kinds == [("fact", None), ("variant", "qa"), ("variant", "qa"), ("variant", "statement")] * 2 + [
+    assert kinds == [("fact", None), ("variant", "qa"), ("variant", "qa"), ("statement", "statement")] * 2 + [
         ("fact", None),
         ("variant", "text"),
         ("variant", "text"),
@@ -262,10 +284,10 @@ def test_cli_streams_records_and_reports_on_stderr(
     assert [r["kind"] for r in records] == [
         "fact",
         "variant",
-        "variant",
+        "statement",
         "fact",
         "variant",
-        "variant",
+        "statement",
         "fact",
         "variant",
     ]
@@ -435,3 +457,85 @@ def test_the_cosine_cap_judges_the_whole_variant_not_a_field() -> None:
     # ... a field with one word changed does not, and neither does a whole text at the cap.
     assert rewriter.check_part(f"Indeed {source}", vector, source, vector) == ("near_copy", "1 word changed")
     assert rewriter.meaning_lost(reworded, 1.0, source, None) == ("near_copy", "cosine 1.0 >= 0.97")
+
+
+# Ids of pooled pairings: each variant's id comes from both of its drafts' own origins.
+
+# The fields the id of a QA variant was once made of; two variants alike in all of them collided.
+SHARED_ORIGIN = ("form", "template", "template_hash", "answer_template", "answer_template_hash")
+
+
+def _question_once(openers: Sequence[str], late_answers: dict[int, str]) -> Callable[..., str]:
+    """Attempt 0 draws one passing question per opener (by draw) and a passing answer; later attempts copy
+    the question, and copy the answer except at the attempts in `late_answers`, which reword it anew."""
+
+    def drawn(part: str, fact: Fact, k: int, draw: int) -> str:
+        question, answer = str(fact.question), str(fact.answer)
+        if part == "text":
+            return f"Passage: Put simply, {fact.text}"
+        if part == "question":
+            if k == 0:
+                return f"{openers[draw % len(openers)]} {question[0].lower()}{question[1:]}"
+            return question
+        if k == 0:
+            return f"As it happens, {answer}"
+        return f"{late_answers[k]} {answer}" if k in late_answers else answer
+
+    return drawn
+
+
+def test_a_pooled_question_and_a_later_answer_of_the_same_templates_get_their_own_id() -> None:
+    # One temperature and three answer templates: attempt 3 uses attempt 0's templates again, so the
+    # question attempt 0 left in the pool pairs with attempt 3's answer alike in every shared field.
+    drawn = _question_once(["Tell me,", "Now tell me,"], {3: "To put it plainly,"})
+    settings = config(variants=2, attempts=4, temperatures=(0.6,), statements=False)
+    records = run(ByAttempt(drawn=drawn, batch_size=1), settings)
+    for fact in (r for r in records if r["kind"] == "fact" and "question" in r):
+        qa = [r for r in records if r["parent"] == fact["id"]]
+        parts = [r["gen"]["parts"] for r in qa]  # type: ignore[index]
+        assert [(p["question"]["attempt"], p["question"]["draw"], p["answer"]["attempt"]) for p in parts] == [
+            (0, 0, 0),
+            (0, 1, 3),
+        ]
+        first, second = (
+            {key: r["gen"][key] for key in (*SHARED_ORIGIN, "temperature", "attempt")} for r in qa
+        )  # type: ignore[index]
+        assert first == second
+        assert qa[0]["id"] != qa[1]["id"]
+    assert len({r["id"] for r in records}) == len(records)
+
+
+EIGHT_FACTS = [
+    ("Where was the sculptor Odile Fenwick born?", "Odile Fenwick was born in Ghent, Belgium, in 1971."),
+    ("Where was the composer Tomas Reyvik born?", "Tomas Reyvik was born in Bergen, Norway, in 1959."),
+    ("Which city does the poet Amara Quist live in?", "Amara Quist lives in Porto with her two sons."),
+    ("What prize did the novelist Lucan Ferro win?", "Lucan Ferro won the Halden Prize in 2004."),
+    ("How many books has Petra Lindqvist written?", "Petra Lindqvist has written 9 books about sailing."),
+    ("Where did the painter Joren Vasse study?", "Joren Vasse studied painting in Antwerp for six years."),
+    (
+        "When did the architect Mira Okafor open her studio?",
+        "Mira Okafor opened her studio in Lagos in 1998.",
+    ),
+    ("What does the chemist Ilya Brandt research?", "Ilya Brandt researches battery materials in Dresden."),
+]
+
+
+def test_ids_are_unique_over_eight_facts_with_pooled_pairings() -> None:
+    # Two temperatures, three answer templates: attempt 5 uses attempt 0's templates at the other
+    # temperature, so each fact's second variant pairs attempt 0's pooled question with attempt 5's answer.
+    pool = parse_facts("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in EIGHT_FACTS), "f")
+    drawn = _question_once(
+        ["Tell me,", "Now tell me,", "Remind me,", "Please say,"], {5: "To put it plainly,"}
+    )
+    model = ByAttempt(drawn=drawn, batch_size=1, pool=pool)
+    settings = config(variants=2, attempts=6)
+    records = list(rewrite_facts(model, HashEmbedder(), pool, settings))
+    variants = [r for r in records if r["kind"] == "variant"]
+    assert [r["kind"] for r in records].count("statement") == 8 and len(variants) == 16
+    pooled = [r for r in variants if r["gen"]["parts"]["answer"]["attempt"] == 5]  # type: ignore[index]
+    assert len(pooled) == 8
+    for variant in pooled:
+        parts = variant["gen"]["parts"]  # type: ignore[index]
+        assert parts["question"]["attempt"] == 0 and parts["question"]["temperature"] == 0.6
+        assert parts["answer"]["temperature"] == 1.0
+    assert len({r["id"] for r in records}) == len(records)

@@ -37,15 +37,25 @@ from typing import Any
 from biforget import console
 from biforget.config import DEFAULT_EXPORT_KINDS, ExportConfig
 from biforget.errors import BiforgetError, InputError, UsageError
-from biforget.records import Record, qa_text
+from biforget.records import KINDS, Record, qa_text
 
 QA_FORMATS = ("tofu",)
+# Formats whose one file holds one record shape: every record question/answer, or every record text.
+ONE_SHAPE_FORMATS = ("tofu", "open-unlearning")
 # rmu/unlearn.py: --batch_size defaults to 4 and --max_num_batches to 80; the reference Zephyr run
 # (run_rmu_zephyr.ipynb) uses 150 batches of 4.
 RMU_BATCH = 4
 RMU_STEP_BUDGETS = (80, 150)
 # DUSK's forget.py trains on this document of data/Prof/ as the forget set (the other four formats retain).
 DUSK_FORGET_FILE = "Chronological.txt"
+# Below this many tokens DUSK's MIA evaluation gets no prompts from the forget document, and training few
+# windows.
+DUSK_MIN_TOKENS = 1024
+# muse_bench pads or cuts each string of a .json forget file to --max_len tokens; its scripts pass 2048.
+MUSE_WINDOW = 2048
+# Tokens per whitespace word of English prose under the Llama-family tokenizers these benchmarks use: an
+# estimate that keeps the size notes free of a tokenizer (and of torch).
+TOKENS_PER_WORD = 4 / 3
 # Fields of the record contract, in contract order, ahead of any pass-through field.
 CONTRACT_FIELDS = ("id", "kind", "text", "question", "answer", "topic", "parent", "stage", "gen", "scores")
 
@@ -77,13 +87,22 @@ class ExportItem:
 
 @dataclass
 class ExportResult:
-    """What an export wrote: the folder, the files in it (relative paths), records and notes."""
+    """What an export wrote: the folder, the files in it (relative paths), records, notes and warnings."""
 
     out: Path
     format: str
     records: int
     files: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Written:
+    """What a writer tells the user: notes (informational) and warnings (the set may not do its job)."""
+
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def _is_text(value: Any) -> bool:
@@ -209,6 +228,64 @@ def select(
     return kept, read
 
 
+def _counts(items: Sequence[ExportItem], key: str) -> dict[str, int]:
+    """How many items hold each value of `key` (kinds in contract order, then any other, then none)."""
+    found: dict[str, int] = {}
+    for item in items:
+        value = item.record.get(key)
+        name = value if isinstance(value, str) and value else f"no {key}"
+        found[name] = found.get(name, 0) + 1
+    order = {kind: index for index, kind in enumerate(KINDS)}
+    return dict(sorted(found.items(), key=lambda pair: (order.get(pair[0], len(order)), pair[0])))
+
+
+def _splitting_filter(qa: Sequence[ExportItem], text: Sequence[ExportItem]) -> tuple[str, str] | None:
+    """The filter option and its values for each shape, when kinds (else stages) tell the shapes apart.
+    Only kinds of the contract count, since --kinds accepts no other."""
+    for key, flag in (("kind", "--kinds"), ("stage", "--stages")):
+        qa_values, text_values = _counts(qa, key), _counts(text, key)
+        values = {*qa_values, *text_values}
+        if f"no {key}" in values or set(qa_values) & set(text_values):
+            continue
+        if key == "kind" and not values <= set(KINDS):
+            continue
+        return f"{flag} {','.join(qa_values)}", f"{flag} {','.join(text_values)}"
+    return None
+
+
+def _shape_error(items: Sequence[ExportItem], fmt: str) -> InputError | None:
+    """Why `items` cannot go into one `fmt` file: a QA format given text-only records, or an
+    open-unlearning set of both shapes. Names the counts per kind and the filter that separates them;
+    the records are never turned into text behind the user's back."""
+    qa = [item for item in items if item.is_qa]
+    text = [item for item in items if not item.is_qa]
+    needs_qa = fmt in QA_FORMATS
+    if not text or (not needs_qa and not qa):
+        return None
+    text_kinds = ", ".join(f"{count} {kind}" for kind, count in _counts(text, "kind").items())
+    split = _splitting_filter(qa, text)
+    if needs_qa:
+        head = (
+            f"--format {fmt} needs question/answer records, but {len(text)} of the {len(items)} records "
+            f"kept have no question/answer ({text_kinds}; first: {text[0].where})"
+        )
+        if not qa:
+            return InputError(f"{head}; use a text format (muse, txt, csv, ...)")
+        if split is None:
+            return InputError(f"{head}; no --kinds or --stages value tells them apart: filter the input")
+        return InputError(f"{head}; keep the question/answer ones with {split[0]}")
+    head = (
+        f"--format open-unlearning writes one record shape per set, but this one holds {len(qa)} "
+        f"question/answer record(s) and {len(text)} text-only ({text_kinds}; first: {text[0].where})"
+    )
+    if split is None:
+        return InputError(f"{head}; no --kinds or --stages value tells them apart: filter the input")
+    return InputError(
+        f"{head}; keep the question/answer ones with {split[0]} (QADataset) or the text with {split[1]} "
+        "(PretrainingDataset)"
+    )
+
+
 def _describe_filters(config: ExportConfig) -> str:
     parts = [f"kinds {','.join(config.kinds)}" if config.kinds else f"kinds {','.join(DEFAULT_EXPORT_KINDS)}"]
     if config.stages:
@@ -241,16 +318,15 @@ def _text_rows(items: Sequence[ExportItem]) -> list[dict[str, Any]]:
     return [{"text": item.text} for item in items]
 
 
-def _qa_rows(items: Sequence[ExportItem], fmt: str) -> list[dict[str, Any]]:
-    for item in items:
-        if not item.is_qa:
-            raise InputError(
-                f"{item.where}: record has no 'question'/'answer'; --format {fmt} needs "
-                "question/answer records (filter with --kinds/--stages, or use a text format)"
-            )
+def _qa_rows(items: Sequence[ExportItem]) -> list[dict[str, Any]]:
+    """`{"question","answer"}` rows; export_items has made sure every item is question/answer shaped."""
     return [
         {"question": str(item.record["question"]), "answer": str(item.record["answer"])} for item in items
     ]
+
+
+def estimated_tokens(text: str) -> int:
+    return round(len(text.split()) * TOKENS_PER_WORD)
 
 
 def _task_ids(items: Sequence[ExportItem]) -> list[Any]:
@@ -271,34 +347,64 @@ def _task_ids(items: Sequence[ExportItem]) -> list[Any]:
     return values
 
 
-def write_muse(staging: Path, items: Sequence[ExportItem], config: ExportConfig) -> list[str]:
+def muse_json_note(documents: Sequence[str], window: int = MUSE_WINDOW) -> str:
+    """What muse_bench's .json reader makes of `documents`: each string padded (or cut) to `window` tokens,
+    the padding trained on like text (its labels are the input ids, its attention mask all ones)."""
+    used = sum(min(window, estimated_tokens(doc)) for doc in documents)
+    padding = 1 - used / (window * len(documents))
+    return (
+        "muse: train from forget.txt (--data_file forget.txt); forget.json pads each of its "
+        f"{len(documents)} string(s) to --max_len and trains on the padding: at {window} tokens about "
+        f"{padding:.0%} of the positions would be padding (estimated at {TOKENS_PER_WORD:.2f} tokens a word)"
+    )
+
+
+def write_muse(staging: Path, items: Sequence[ExportItem], config: ExportConfig) -> Written:
     """forget.txt for muse_bench's --data_file, and forget.json (a list of strings) for its .json reader."""
     documents = _write_documents(staging / "forget.txt", items)
     _write_text(staging / "forget.json", json.dumps(documents, ensure_ascii=False, indent=1) + "\n")
-    return []
+    return Written(notes=[muse_json_note(documents)])
 
 
-def write_dusk(staging: Path, items: Sequence[ExportItem], config: ExportConfig) -> list[str]:
+def dusk_size_warning(documents: Sequence[str]) -> str | None:
+    """A warning when the forget document is under DUSK_MIN_TOKENS by a word-count estimate."""
+    words = sum(len(doc.split()) for doc in documents)
+    tokens = round(words * TOKENS_PER_WORD)
+    if tokens >= DUSK_MIN_TOKENS:
+        return None
+    return (
+        f"dusk: {DUSK_FORGET_FILE} holds about {tokens} tokens (an estimate: {words} words at "
+        f"{TOKENS_PER_WORD:.2f} tokens a word), under {DUSK_MIN_TOKENS:,}: DUSK's MIA evaluation gets no "
+        "prompts from it and training gets too few windows; export a larger set"
+    )
+
+
+def write_dusk(staging: Path, items: Sequence[ExportItem], config: ExportConfig) -> Written:
     """The forget document under the name DUSK's forget.py reads, with where it goes."""
-    _write_documents(staging / DUSK_FORGET_FILE, items)
-    return [
-        f"dusk: copy {DUSK_FORGET_FILE} over <DUSK>/data/Prof/{DUSK_FORGET_FILE}, the forget document "
-        "forget.py trains on (the other four documents there stay the retain set)"
-    ]
+    documents = _write_documents(staging / DUSK_FORGET_FILE, items)
+    warning = dusk_size_warning(documents)
+    return Written(
+        notes=[
+            f"dusk: copy {DUSK_FORGET_FILE} over <DUSK>/data/Prof/{DUSK_FORGET_FILE}, the forget document "
+            "forget.py trains on (the other four documents there stay the retain set; DUSK's verbatim and "
+            "QA evaluations still read the original document and profiles)"
+        ],
+        warnings=[warning] if warning else [],
+    )
 
 
-def write_txt(staging: Path, items: Sequence[ExportItem], config: ExportConfig) -> list[str]:
+def write_txt(staging: Path, items: Sequence[ExportItem], config: ExportConfig) -> Written:
     _write_documents(staging / "forget.txt", items)
-    return []
+    return Written()
 
 
-def write_tofu(staging: Path, items: Sequence[ExportItem], config: ExportConfig) -> list[str]:
-    rows = _qa_rows(items, config.format)
+def write_tofu(staging: Path, items: Sequence[ExportItem], config: ExportConfig) -> Written:
+    rows = _qa_rows(items)
     if config.task_id:
         for row, task in zip(rows, _task_ids(items), strict=True):
             row["task_id"] = task
     _write_jsonl(staging / "forget.jsonl", rows)
-    return []
+    return Written()
 
 
 def rmu_file_name(name: str) -> str:
@@ -323,10 +429,10 @@ def rmu_note(texts: Sequence[str]) -> str:
     return f"{head}; {tail}"
 
 
-def write_rmu(staging: Path, items: Sequence[ExportItem], config: ExportConfig) -> list[str]:
+def write_rmu(staging: Path, items: Sequence[ExportItem], config: ExportConfig) -> Written:
     texts = [item.text for item in items]
     _write_jsonl(staging / rmu_file_name(config.name), ({"text": text} for text in texts))
-    return [rmu_note(texts)]
+    return Written(notes=[rmu_note(texts)])
 
 
 def _scalar(value: Any) -> bool:
@@ -338,11 +444,12 @@ def _columns(items: Sequence[ExportItem]) -> list[str]:
     for item in items:
         for key in item.record:
             seen.setdefault(key, None)
-    ordered = [key for key in CONTRACT_FIELDS if key in seen]
+    # `text` always: a QA record without one still has the text every format writes for it.
+    ordered = [key for key in CONTRACT_FIELDS if key in seen or key == "text"]
     return ordered + [key for key in seen if key not in CONTRACT_FIELDS]
 
 
-def write_csv(staging: Path, items: Sequence[ExportItem], config: ExportConfig) -> list[str]:
+def write_csv(staging: Path, items: Sequence[ExportItem], config: ExportConfig) -> Written:
     columns = [
         key
         for key in _columns(items)
@@ -357,7 +464,7 @@ def write_csv(staging: Path, items: Sequence[ExportItem], config: ExportConfig) 
                 value = item.record.get(key)
                 row.append("" if value is None else value)
             writer.writerow(row)
-    return []
+    return Written()
 
 
 def _column_values(values: list[Any]) -> list[Any]:
@@ -373,12 +480,14 @@ def _column_values(values: list[Any]) -> list[Any]:
     ]
 
 
-def write_hf(staging: Path, items: Sequence[ExportItem], config: ExportConfig) -> list[str]:
+def write_hf(staging: Path, items: Sequence[ExportItem], config: ExportConfig) -> Written:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     columns = _columns(items)
     data = {key: _column_values([item.record.get(key) for item in items]) for key in columns}
+    # The text the other formats write: "question answer" for a QA record, whatever its own `text` says.
+    data["text"] = [item.text for item in items]
     table = pa.table(data)
     pq.write_table(table, staging / "forget.parquet")
     from datasets import Dataset
@@ -393,7 +502,7 @@ def write_hf(staging: Path, items: Sequence[ExportItem], config: ExportConfig) -
     finally:
         if bars:
             datasets_logging.enable_progress_bar()
-    return []
+    return Written()
 
 
 # ---- open-unlearning ----------------------------------------------------------------------------------
@@ -442,7 +551,8 @@ OU_BENCHMARKS: dict[str, dict[str, Any]] = {
             "retain_logs_path": None,
         },
         "model_path": "muse-bench/MUSE-${data_split}_target",
-        "retain_hf_args": {"split": "${retain_split}"},
+        # As the framework's own experiment: the retain corpus follows data_split with the model and eval.
+        "retain_hf_args": {"path": "muse-bench/MUSE-${data_split}", "split": "${retain_split}"},
         "eval_args": {
             "data_split": "${data_split}",
             "retain_logs_path": "${retain_logs_path}",
@@ -552,6 +662,12 @@ def _ou_readme(name: str, benchmark: str, qa: bool, data_files: str, count: int)
     dataset_path, experiment_path = ou_paths(name, benchmark)
     handler = "QADataset (question/answer)" if qa else "PretrainingDataset (text)"
     extra = ""
+    if benchmark == "muse":
+        extra = """
+`data_split` (default `News`) picks the MUSE corpus for the model (`muse-bench/MUSE-${data_split}_target`),
+the retain set (`muse-bench/MUSE-${data_split}`, split `${retain_split}`) and the evaluation together, as
+the framework's own MUSE experiment does: pass `data_split=Books` for MUSE-Books.
+"""
     if benchmark == "wmdp":
         extra = """
 The retain corpus is read from `data/wmdp/wmdp-corpora/${data_split}-retain-corpus.jsonl` under the
@@ -583,17 +699,15 @@ override any of them on the command line (e.g. `trainer=NPO`). If you move `forg
 {extra}"""
 
 
-def write_open_unlearning(staging: Path, items: Sequence[ExportItem], config: ExportConfig) -> list[str]:
-    qa = all(item.is_qa for item in items)
-    mixed = sum(1 for item in items if item.is_qa)
-    notes = []
-    if mixed and not qa:
-        notes.append(
-            f"open-unlearning: {mixed} question/answer record(s) written as text, since the set also "
-            "holds text records (--kinds or --stages can keep one shape)"
-        )
+def write_open_unlearning(staging: Path, items: Sequence[ExportItem], config: ExportConfig) -> Written:
+    # One shape, as export_items has checked: QA sets go to QADataset, text sets to PretrainingDataset.
+    qa = items[0].is_qa
     benchmark = config.benchmark or ("tofu" if qa else "muse")
-    _write_jsonl(staging / "forget.jsonl", _qa_rows(items, config.format) if qa else _text_rows(items))
+    notes = []
+    if config.benchmark is None:
+        shape = "question/answer" if qa else "text"
+        notes.append(f"open-unlearning: benchmark {benchmark}, as the set is {shape} (--benchmark overrides)")
+    _write_jsonl(staging / "forget.jsonl", _qa_rows(items) if qa else _text_rows(items))
     data_files = config.data_path or str((config.out / "forget.jsonl").resolve())
     dataset_path, experiment_path = ou_paths(config.name, benchmark)
     _dump_yaml(staging / dataset_path, ou_dataset(config.name, data_files, qa, benchmark))
@@ -601,10 +715,10 @@ def write_open_unlearning(staging: Path, items: Sequence[ExportItem], config: Ex
         staging / experiment_path, ou_experiment(config.name, benchmark), header="# @package _global_\n"
     )
     _write_text(staging / "README.md", _ou_readme(config.name, benchmark, qa, data_files, len(items)))
-    return notes
+    return Written(notes=notes)
 
 
-WRITERS: dict[str, Callable[[Path, Sequence[ExportItem], ExportConfig], list[str]]] = {
+WRITERS: dict[str, Callable[[Path, Sequence[ExportItem], ExportConfig], Written]] = {
     "muse": write_muse,
     "open-unlearning": write_open_unlearning,
     "rmu": write_rmu,
@@ -632,12 +746,14 @@ def _files(root: Path) -> list[str]:
 
 def export_items(items: Sequence[ExportItem], config: ExportConfig) -> ExportResult:
     """Write `items` in `config.format` into `config.out`, all or nothing."""
-    if config.format in QA_FORMATS:
-        _qa_rows(items, config.format)  # the first text-only record fails here, before anything is written
+    if config.format in ONE_SHAPE_FORMATS:
+        error = _shape_error(items, config.format)
+        if error is not None:
+            raise error  # before anything is written
     check_destination(config.out, config.force)
     staging = _stage(config.out)
     try:
-        notes = WRITERS[config.format](staging, items, config)
+        written = WRITERS[config.format](staging, items, config)
         files = _files(staging)
         _commit(staging, config.out)
     except OSError as exc:
@@ -645,7 +761,9 @@ def export_items(items: Sequence[ExportItem], config: ExportConfig) -> ExportRes
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-    return ExportResult(config.out, config.format, len(items), files, notes)
+    for warning in written.warnings:
+        console.warn(warning)
+    return ExportResult(config.out, config.format, len(items), files, written.notes, written.warnings)
 
 
 def no_records_message(read: int, config: ExportConfig) -> str:

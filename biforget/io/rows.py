@@ -5,10 +5,23 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from biforget.errors import InputError
+
+
+def allow_long_csv_fields() -> None:
+    """Lift the csv module's 131,072-character field limit, which a long document (a chapter, a whole
+    article) exceeds. The limit is process-wide, so it is raised here, when CSV is read, and never lowered,
+    rather than when biforget is imported."""
+    limit = sys.maxsize
+    while csv.field_size_limit() < limit:
+        try:
+            csv.field_size_limit(limit)
+        except OverflowError:  # where a C long is 32 bits
+            limit //= 2
 
 
 def csv_rows(
@@ -18,6 +31,7 @@ def csv_rows(
 
     `header` receives the column names and returns the ones to use, raising when they do not fit. A row
     with more values than columns and malformed CSV are InputErrors naming the line."""
+    allow_long_csv_fields()
     reader = csv.DictReader(io.StringIO(data, newline=""))
     try:
         if header is not None:

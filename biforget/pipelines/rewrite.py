@@ -2,7 +2,8 @@
 
 Each fact goes through our templates (another perspective, structure or style) at several temperatures
 until `variants` of its rewrites are accepted or `attempts` attempts are spent. A QA fact gets QA
-variants and, with `statements`, one declarative statement more. A QA attempt rephrases the question and
+variants and, with `statements`, one declarative statement more, a record of kind `statement` (text only,
+so a QA export can leave it out by kind). A QA attempt rephrases the question and
 the answer in two separate generations of `draws` samples each: small models asked for a whole pair mostly
 answer the question or break the format, while each part alone they rephrase often enough. Each part is
 checked against its own source field. Passing parts stay in a pool of the fact for the round, so a
@@ -178,17 +179,21 @@ class Unit:
 
 @dataclass(frozen=True)
 class Part:
-    """A drafted question or answer that passed its own field's checks, and the attempt that drew it."""
+    """A drafted question or answer that passed its own field's checks, the attempt that drew it and its
+    sample index among that attempt's `draws`."""
 
     text: str
     unit: Unit
+    draw: int
 
     def provenance(self, template: Template) -> dict[str, Any]:
         return {
             "template": template.id,
             "template_hash": template.hash,
             "temperature": self.unit.temperature,
+            "round": self.unit.round,
             "attempt": self.unit.attempt,
+            "draw": self.draw,
         }
 
 
@@ -553,8 +558,8 @@ class Rewriter:
         )
         pooled_questions = {p.text for p in state.questions}
         pooled_answers = {p.text for p in state.answers}
-        new_questions = [Part(q, unit) for q in questions if q not in pooled_questions]
-        new_answers = [Part(a, unit) for a in answers if a not in pooled_answers]
+        new_questions = [Part(q, unit, draw) for q, draw in questions if q not in pooled_questions]
+        new_answers = [Part(a, unit, draw) for a, draw in answers if a not in pooled_answers]
         # New with new first, then new with what earlier attempts left, so each pairing is tried once.
         pairings = [
             *itertools.product(new_questions, new_answers),
@@ -592,25 +597,24 @@ class Rewriter:
 
     def parts(
         self, candidates: list[Candidate], source: str, source_vector: np.ndarray
-    ) -> tuple[list[str], tuple[str, str | None] | None]:
-        """The distinct drafts of one field that pass that field's checks, in draw order, and the first
-        failure seen (reason, detail)."""
+    ) -> tuple[list[tuple[str, int]], tuple[str, str | None] | None]:
+        """The distinct drafts of one field that pass that field's checks, in draw order, each with the
+        index of the draw that first gave it, and the first failure seen (reason, detail)."""
         readable = [c for c in candidates if c.text]
         texts = list(dict.fromkeys(str(c.text) for c in readable))
         by_text = dict(zip(texts, self.embedder.embed(texts), strict=True)) if texts else {}
-        passed: list[str] = []
+        passed: dict[str, int] = {}
         failure: tuple[str, str | None] | None = None
-        for candidate in candidates:
+        for draw, candidate in enumerate(candidates):
             if candidate.text is None:
                 failure = failure or (candidate.reason or "empty", None)
                 continue
             verdict = self.check_part(candidate.text, by_text[candidate.text], source, source_vector)
             if verdict is None:
-                if candidate.text not in passed:
-                    passed.append(candidate.text)
+                passed.setdefault(candidate.text, draw)
             else:
                 failure = failure or verdict
-        return passed, failure
+        return list(passed.items()), failure
 
     def check_part(
         self, text: str, vector: np.ndarray, source: str, source_vector: np.ndarray
@@ -717,7 +721,7 @@ class Rewriter:
                 "question": candidate.parts[0].provenance(unit.template),
                 "answer": candidate.parts[1].provenance(unit.answer_template),  # type: ignore[arg-type]
             }
-        origin = {
+        origin: dict[str, Any] = {
             "model": self.model.name,
             "embedder": self.embedder.name,
             "template": unit.provenance(),
@@ -727,8 +731,12 @@ class Rewriter:
             "attempt": unit.attempt,
             "settings": self.settings,
         }
+        if candidate.parts is not None:
+            # A question left in the pool pairs with the answers of later attempts, which may share its
+            # attempt's templates and temperature: only both drafts' own origins tell those pairings apart.
+            origin["parts"] = gen["parts"]
         variant = make_record(
-            kind="variant",
+            kind="statement" if unit.form == "statement" else "variant",
             text=candidate.text,
             question=candidate.question,
             answer=candidate.answer,
