@@ -51,13 +51,20 @@ _LABEL_LINE = re.compile(
 # A sentence is finished when it ends in . ! ? or an ellipsis, maybe inside quotes, brackets or emphasis.
 _FINISHED = re.compile(r"[.!?…][\"'”’)\]*_]*$")
 _BLANK_RUN = re.compile(r"\n{3,}")
-# QA labels open a line: "Question: ...", "**Q1:** ...", "Answer - ...", "A) ...". A bare "q"/"a" needs
-# : ) or . after it, so a line that opens with the article ("A wizard ...") is no answer label.
-_QUESTION_LABEL = re.compile(r"^[^\w\n]*(?:question\s*\d*\s*[:.)-]|q\s*\d*\s*[:.)])[\s*_]*", re.IGNORECASE)
-_ANSWER_LABEL = re.compile(r"^[^\w\n]*(?:answer\s*\d*\s*[:.)-]|a\s*\d*\s*[:.)])[\s*_]*", re.IGNORECASE)
+# QA labels open a line: "Question: ...", "**Q1:** ...", "Answer - ...", "A) ...", and the way the default
+# model often writes them, "The question is: ..." and "The answer: ...". A bare "q"/"a" needs : ) or .
+# after it, so a line that opens with the article ("A wizard ...") is no answer label.
+_QUESTION_LABEL = re.compile(
+    r"^[^\w\n]*(?:question\s*\d*\s*[:.)-]|the\s+question(?:\s+is)?\s*:|q\s*\d*\s*[:.)])[\s*_]*", re.IGNORECASE
+)
+_ANSWER_LABEL = re.compile(
+    r"^[^\w\n]*(?:answer\s*\d*\s*[:.)-]|the\s+answer(?:\s+is)?\s*:|a\s*\d*\s*[:.)])[\s*_]*", re.IGNORECASE
+)
 # The answer written on the question's own line, after the question ends: "Question: Who is he? Answer:
 # The headmaster." ("What is the answer: yes or no?" asks on.)
-_INLINE_ANSWER = re.compile(r"(?<=[?.!\"”’*)])\s+(?:\*\*)?answer\s*:[\s*_]*", re.IGNORECASE)
+_INLINE_ANSWER = re.compile(
+    r"(?<=[?.!\"”’*)])\s+(?:\*\*)?(?:the\s+)?answer(?:\s+is)?\s*:[\s*_]*", re.IGNORECASE
+)
 # A line of asterisks, dashes or the like: the model closing one example before it writes another.
 _SEPARATOR = re.compile(r"^\s*(?:[*\-_=#~]\s*){3,}$")
 _WORD_LOOP = re.compile(r"\b((?:\w+[\s,;]+){1,3}?)\1+", re.IGNORECASE)
@@ -166,9 +173,10 @@ def _question_line(line: str) -> str:
 
 def parse_qa(text: str) -> tuple[str, str] | None:
     """The question and the answer of an output in the templates' form, "Question: ...\nAnswer: ...",
-    or None. The question is one line (or the line under a bare "Question:"); the answer runs, line
-    breaks kept, up to the next question or answer label or a separator line. Lead-in lines that end in a
-    colon ("The question and answer are as follows:") may come first; other prose may not."""
+    or None. The question is one line that asks something (has a "?"), on its label's line or under a
+    bare label; the answer runs, line breaks kept, up to the next question or answer label or a separator
+    line. Lead-in lines that end in a colon ("The question and answer are as follows:") may come first;
+    other prose may not."""
     lines = text.strip().splitlines()
     index = 0
     while index < len(lines) and not _QUESTION_LABEL.match(lines[index]):
@@ -202,7 +210,8 @@ def parse_qa(text: str) -> tuple[str, str] | None:
             break
         answer.append(line.rstrip())
     pair = _question_line(question), _tidy_lines("\n".join(answer))
-    if not pair[0] or len(pair[1].split()) < 2:
+    # A "question" that asks nothing is a statement under a label, not the first half of a QA pair.
+    if "?" not in pair[0] or len(pair[1].split()) < 2:
         return None
     return pair
 

@@ -144,6 +144,9 @@ def test_the_templates_qa_form_is_parsed_before_any_cleaning() -> None:
         f"Question:\nWho founded Hogwarts?\nAnswer:\n{FOUNDERS}",
         f"**Question 1:** Who founded Hogwarts?\n\n**Answer 1:** {FOUNDERS}",
         f"Q: Who founded Hogwarts? Answer: {FOUNDERS}",
+        # How the default model often labels the pair in synthesize runs.
+        f'The question is: "Who founded Hogwarts?"\nThe answer is: {FOUNDERS}',
+        f"The question: Who founded Hogwarts? The answer: {FOUNDERS}",
         f"Here is a question and its answer:\nQ: Who founded Hogwarts?\nA: {FOUNDERS}\nQ: Who teaches "
         "Potions?\nA: Severus Snape.",
     ],
@@ -163,6 +166,8 @@ def test_an_answer_label_inside_the_question_is_no_answer() -> None:
         "Question: Who founded Hogwarts?\nA wizard never tells anyone who founded the school, they say.",
         "Some prose first.\nQuestion: Who founded Hogwarts?\nAnswer: Four wizards and witches founded it.",
         "Question: Who founded Hogwarts?",
+        # A statement under the question label asks nothing.
+        f"Question: Hogwarts is a school of magic.\nAnswer: {FOUNDERS}",
     ],
 )
 def test_not_the_qa_form(raw: str) -> None:
