@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from biforget.text import normalise
+from biforget.records import qa_text
+from biforget.text import normalise, sentences
 
 # Phrases that open a refusal or a deflection. An apology alone is not one: dialogue in domain text says
 # "I'm sorry," too, so an apology counts only in the forms refusals take ("I'm sorry for any confusion",
@@ -33,22 +34,44 @@ REFUSAL_PATTERNS = (
     r"\bi (?:must|have to) (?:decline|refuse)\b",
 )
 _REFUSAL = re.compile("|".join(REFUSAL_PATTERNS), re.IGNORECASE)
+_LABEL_WORDS = (
+    r"passage|summary|paragraph|text|explanation|output|response|answer|rewrite|rewritten text|paraphrase|"
+    r"details"
+)
 _LABEL = re.compile(
-    r"^\s*(?:\*\*)?(?:passage|summary|paragraph|text|explanation|output|response|answer|rewrite|"
-    r"rewritten text|paraphrase|details|here(?:'s| is| are)[^:\n]{0,80}|sure[^:\n]{0,80}|"
+    rf"^\s*(?:\*\*)?(?:{_LABEL_WORDS}|here(?:'s| is| are)[^:\n]{{0,80}}|sure[^:\n]{{0,80}}|"
     r"certainly[^:\n]{0,80})"
     r"\s*:(?:\*\*)?\s*",
     re.IGNORECASE,
 )
-_SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*(?=\s|$)")
-_SENTENCES = re.compile(r"[^.!?\n]+(?:[.!?]+[\"'”’)\]]*|\n|$)")
-_QA = re.compile(
-    r"^\W*(?:\*\*)?\s*(?:question|q)\s*\d*\s*[:.)-]\s*(?:\*\*)?\s*(?P<question>.+?)\s*"
-    r"(?:\n|\s)\W*(?:\*\*)?\s*(?:answer|a)\s*\d*\s*[:.)-]\s*(?:\*\*)?\s*(?P<answer>.+)$",
-    re.IGNORECASE | re.DOTALL,
+# A line that is nothing but a label, wherever it stands: "Answer:", "**Summary:**", "Question 2:".
+_LABEL_LINE = re.compile(
+    rf"^[^\w\n]*(?:{_LABEL_WORDS}|question|q|a)[ \t]*\d*[ \t]*:[^\w\n]*$\n?", re.IGNORECASE | re.MULTILINE
 )
-_WORD_LOOP = re.compile(r"\b((?:\w+[\s,;]+){1,3}?)\1{2,}", re.IGNORECASE)
+# A sentence is finished when it ends in . ! ? or an ellipsis, maybe inside quotes, brackets or emphasis.
+_FINISHED = re.compile(r"[.!?…][\"'”’)\]*_]*$")
+_BLANK_RUN = re.compile(r"\n{3,}")
+# QA labels open a line: "Question: ...", "**Q1:** ...", "Answer - ...", "A) ...", and the way the default
+# model often writes them, "The question is: ..." and "The answer: ...". A bare "q"/"a" needs : ) or .
+# after it, so a line that opens with the article ("A wizard ...") is no answer label.
+_QUESTION_LABEL = re.compile(
+    r"^[^\w\n]*(?:question\s*\d*\s*[:.)-]|the\s+question(?:\s+is)?\s*:|q\s*\d*\s*[:.)])[\s*_]*", re.IGNORECASE
+)
+_ANSWER_LABEL = re.compile(
+    r"^[^\w\n]*(?:answer\s*\d*\s*[:.)-]|the\s+answer(?:\s+is)?\s*:|a\s*\d*\s*[:.)])[\s*_]*", re.IGNORECASE
+)
+# The answer written on the question's own line, after the question ends: "Question: Who is he? Answer:
+# The headmaster." ("What is the answer: yes or no?" asks on.)
+_INLINE_ANSWER = re.compile(
+    r"(?<=[?.!\"”’*)])\s+(?:\*\*)?(?:the\s+)?answer(?:\s+is)?\s*:[\s*_]*", re.IGNORECASE
+)
+# A line of asterisks, dashes or the like: the model closing one example before it writes another.
+_SEPARATOR = re.compile(r"^\s*(?:[*\-_=#~]\s*){3,}$")
+_WORD_LOOP = re.compile(r"\b((?:\w+[\s,;]+){1,3}?)\1+", re.IGNORECASE)
 MIN_WORDS = 12
+# A sentence repeated is a loop only when it says something: a short one ("Yes.", "Thank you.") may come
+# back in real text.
+MIN_LOOP_WORDS = 4
 
 
 @dataclass(frozen=True)
@@ -75,8 +98,7 @@ def strip_echo(text: str, prompt: str) -> str:
     return "\n".join(kept).strip()
 
 
-def strip_labels(text: str) -> str:
-    """Drop an opening label or preamble such as "Passage:" or "Sure! Here is a summary:"."""
+def _strip_opening_labels(text: str) -> str:
     previous = None
     while previous != text:
         previous = text
@@ -84,74 +106,135 @@ def strip_labels(text: str) -> str:
     return text
 
 
+def strip_labels(text: str) -> str:
+    """Drop an opening label or preamble such as "Passage:" or "Sure! Here is a summary:", and every line
+    that is only a label ("Answer:" over the answer it names)."""
+    return _strip_opening_labels(_LABEL_LINE.sub("", _strip_opening_labels(text)))
+
+
 def cut_word_loops(text: str) -> str:
-    """Cut a phrase repeated three or more times in a row back to its first occurrence."""
-    match = _WORD_LOOP.search(text)
-    while match:
-        unit = match.group(1).rstrip(" ,;")
+    """Cut a phrase said three or more times in a row back to its first occurrence."""
+    position = 0
+    while match := _WORD_LOOP.search(text, position):
+        turn = match.group(1)
+        unit = turn.rstrip(" ,;")
         end = match.end()
+        turns = (end - match.start()) // len(turn)
         # The loop's last turn ends in punctuation, not a separator: "brave, brave, brave."
-        if text[end:].lower().startswith(unit.lower()):
+        after = text[end + len(unit) : end + len(unit) + 1]
+        if text[end : end + len(unit)].lower() == unit.lower() and not (after.isalnum() or after == "_"):
             end += len(unit)
+            turns += 1
+        if turns < 3:
+            # Twice is how people write too ("very, very good").
+            position = match.start() + 1
+            continue
         text = text[: match.start()] + unit + text[end:]
-        match = _WORD_LOOP.search(text)
+        position = match.start()
     return text
 
 
-def drop_repeated_sentences(text: str) -> str:
-    """Keep each sentence once: a sentence that comes back means the model is looping, so cut there."""
+def drop_repeated_sentences(text: str, *, min_words: int = MIN_LOOP_WORDS) -> str:
+    """Keep each sentence once: a sentence of `min_words` words or more that comes back means the model is
+    looping, so cut there. Line breaks are kept."""
     seen: set[str] = set()
     out: list[str] = []
-    for sentence in _SENTENCES.findall(text):
+    for sentence in sentences(text):
         key = normalise(sentence)
-        if not key:
-            out.append(sentence)
-            continue
-        if key in seen:
-            break
-        seen.add(key)
+        if len(key.split()) >= min_words:
+            if key in seen:
+                break
+            seen.add(key)
         out.append(sentence)
     return "".join(out).strip()
 
 
 def cut_unfinished(text: str) -> str:
     """Cut a trailing sentence the token budget interrupted; keep the text if no sentence ever ends."""
-    text = text.rstrip()
-    if not text or _SENTENCE_END.search(text[-3:] + " "):
-        return text
-    ends = list(_SENTENCE_END.finditer(text))
-    return text[: ends[-1].end()].strip() if ends else text
+    pieces = sentences(text.rstrip())
+    finished = [bool(_FINISHED.search(piece.rstrip())) for piece in pieces]
+    if not pieces or finished[-1] or not any(finished):
+        return text.rstrip()
+    return "".join(pieces[:-1]).rstrip()
+
+
+def _tidy_lines(text: str) -> str:
+    """Trailing spaces off every line and one blank line at most between paragraphs."""
+    return _BLANK_RUN.sub("\n\n", "\n".join(line.rstrip() for line in text.splitlines())).strip()
+
+
+def _clean_body(text: str) -> str:
+    return _tidy_lines(cut_unfinished(drop_repeated_sentences(cut_word_loops(strip_labels(text)))))
+
+
+def _question_line(line: str) -> str:
+    return " ".join(line.split()).strip(" \"'“”‘’*_")
 
 
 def parse_qa(text: str) -> tuple[str, str] | None:
-    match = _QA.match(text.strip())
-    if not match:
+    """The question and the answer of an output in the templates' form, "Question: ...\nAnswer: ...",
+    or None. The question is one line that asks something (has a "?"), on its label's line or under a
+    bare label; the answer runs, line breaks kept, up to the next question or answer label or a separator
+    line. Lead-in lines that end in a colon ("The question and answer are as follows:") may come first;
+    other prose may not."""
+    lines = text.strip().splitlines()
+    index = 0
+    while index < len(lines) and not _QUESTION_LABEL.match(lines[index]):
+        if lines[index].strip() and not lines[index].rstrip().endswith(":"):
+            return None
+        index += 1
+    if index == len(lines):
         return None
-    question = " ".join(match.group("question").split())
-    answer = " ".join(match.group("answer").split())
-    if not question or not answer or len(answer.split()) < 2:
+    rest = lines[index + 1 :]
+    question = _QUESTION_LABEL.sub("", lines[index], count=1)
+    if not question.strip():
+        while rest and not rest[0].strip():
+            rest.pop(0)
+        if not rest or _ANSWER_LABEL.match(rest[0]):
+            return None
+        question = rest.pop(0)
+    inline = _INLINE_ANSWER.search(question)
+    if inline:
+        rest = [question[inline.end() :], *rest]
+        question = question[: inline.start()]
+    else:
+        while rest and not rest[0].strip():
+            rest.pop(0)
+        if not rest or not _ANSWER_LABEL.match(rest[0]):
+            return None
+        rest[0] = _ANSWER_LABEL.sub("", rest[0], count=1)
+    answer: list[str] = []
+    for position, line in enumerate(rest):
+        opens_another = position > 0 and (_QUESTION_LABEL.match(line) or _ANSWER_LABEL.match(line))
+        if opens_another or _SEPARATOR.match(line):
+            break
+        answer.append(line.rstrip())
+    pair = _question_line(question), _tidy_lines("\n".join(answer))
+    # A "question" that asks nothing is a statement under a label, not the first half of a QA pair.
+    if "?" not in pair[0] or len(pair[1].split()) < 2:
         return None
-    return question, answer
+    return pair
 
 
 def clean_output(text: str, prompt: str = "", *, qa: bool = False, min_words: int = MIN_WORDS) -> Cleaned:
-    """Apply every rule in order; return the cleaned text, or None with the reason it was dropped."""
+    """Apply every rule in order; return the cleaned text, or None with the reason it was dropped.
+
+    With `qa`, an output in the question/answer form becomes a question and an answer, each cleaned on its
+    own; one that is not in that form is cleaned as prose."""
     if is_refusal(text):
         return Cleaned(None, "refusal")
-    cleaned = strip_labels(strip_echo(text, prompt))
-    cleaned = cut_word_loops(cleaned)
-    cleaned = drop_repeated_sentences(cleaned)
-    cleaned = cut_unfinished(cleaned)
-    cleaned = "\n".join(line.rstrip() for line in cleaned.splitlines()).strip()
+    text = _strip_opening_labels(strip_echo(text, prompt))
+    # Read the QA form first, while its labels still stand at the starts of their lines.
+    pair = parse_qa(text) if qa else None
+    if pair is not None:
+        question, answer = pair[0], _clean_body(pair[1])
+        if len(answer.split()) >= 2:
+            if len(qa_text(question, answer).split()) < min_words:
+                return Cleaned(None, "too_short")
+            return Cleaned(qa_text(question, answer), None, question, answer)
+    cleaned = _clean_body(text)
     if not cleaned:
         return Cleaned(None, "empty")
-    if qa:
-        pair = parse_qa(cleaned)
-        if pair is not None:
-            question, answer = pair
-            if len(f"{question} {answer}".split()) < min_words:
-                return Cleaned(None, "too_short")
-            return Cleaned(f"{question} {answer}", None, question, answer)
     if len(cleaned.split()) < min_words:
         return Cleaned(None, "too_short")
     return Cleaned(cleaned)

@@ -1,9 +1,15 @@
-"""Text helpers shared by the stages: normalisation for exact dedup, list parsing for key points."""
+"""Text helpers shared by the stages: normalisation for exact dedup, sentence splitting, list parsing for
+key points."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pysbd import Segmenter
 
 _SPACES = re.compile(r"\s+")
 _PUNCT = re.compile(r"[^\w\s]")
@@ -50,6 +56,36 @@ def normalise(text: str) -> str:
     """Key for exact dedup: Unicode-folded, lower case, punctuation dropped, spaces collapsed."""
     folded = unicodedata.normalize("NFKC", text).casefold()
     return _SPACES.sub(" ", _PUNCT.sub(" ", folded)).strip()
+
+
+@lru_cache(maxsize=1)
+def _segmenter() -> Segmenter:
+    # Imported on first use: the CLI's --help and the stages that never split sentences do not pay for it.
+    from pysbd import Segmenter
+
+    # clean=False: pysbd must not rewrite the text, so each sentence can be found again where it was.
+    return Segmenter(language="en", clean=False)
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of `text` in order, each with the spaces and line break that follow it, so that
+    joined they give `text` back exactly. A line break always ends a sentence (lines are the structure of
+    a model's output: labels, list items, a question over its answer); within a line, pysbd's rules
+    decide, so "Mr.", "J.K.", "U.S.", initials and decimals do not end one."""
+    pieces: list[str] = []
+    for line in text.splitlines(keepends=True):
+        starts = [0]
+        position = 0
+        for segment in _segmenter().segment(line):
+            found = line.find(segment.strip(), position)
+            # pysbd may alter a piece it returns; what it altered stays part of the sentence before it.
+            if found < 0 or not segment.strip():
+                continue
+            if found > starts[-1] and line[:found].strip():
+                starts.append(found)
+            position = found + len(segment.strip())
+        pieces.extend(line[a:b] for a, b in zip(starts, [*starts[1:], len(line)], strict=True))
+    return pieces
 
 
 def _split_inline_numbering(line: str) -> list[str]:

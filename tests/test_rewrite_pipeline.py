@@ -398,6 +398,11 @@ def test_read_question_takes_the_one_question_asked(raw: str, question: str | No
         ),
         ("Ilsa Marrowgate: born in Tromsø in 1968, she", "born in Tromsø in 1968, she"),
         ("Was Ilsa Marrowgate born in Tromsø?", None),
+        # "Mr." said twice is no looping sentence.
+        (
+            "Mr. Arakawa writes detective fiction. Mr. Arakawa sets it in 1920s Osaka.",
+            "Mr. Arakawa writes detective fiction. Mr. Arakawa sets it in 1920s Osaka.",
+        ),
     ],
 )
 def test_read_answer_keeps_one_paragraph_without_labels(raw: str, answer: str | None) -> None:

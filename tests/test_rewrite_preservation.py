@@ -143,6 +143,12 @@ def test_lost_words_flags_a_rewrite_that_keeps_names_but_drops_the_claim(
         # The source itself says it twice in one sentence, so the rewrite may.
         ("Oslo left Oslo in 1990.", "In 1990, Oslo left Oslo.", []),
         ("Henrietta Vale has written 12 novels.", "Henrietta Vale has twelve novels, 12 in all.", ["12"]),
+        # "Dr." ends no sentence, so the loop is within one.
+        (
+            "Ilsa Marrowgate was born in Tromsø in 1968.",
+            "Born in Tromsø in 1968, Dr. Ilsa Marrowgate moved in 1968.",
+            ["1968"],
+        ),
     ],
 )
 def test_repeated_terms_flags_a_term_looped_within_a_sentence(

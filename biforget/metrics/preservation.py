@@ -28,6 +28,8 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 
+from biforget.text import sentences
+
 # Capitalised words that open sentences and questions without naming anything.
 _STARTER_WORDS = """
     a an the this that these those there here it its he she they we you i his her their our your my in
@@ -96,7 +98,6 @@ _LOOSE = frozenset({"one", *_ORDINALS})
 
 _TOKEN = re.compile(r"\d[\d,]*(?:\.\d+)?(?:st|nd|rd|th|s)?\b|[^\W\d_][\w'’\-]*|[.!?;:,()\"“”]", re.UNICODE)
 _DIGITS = re.compile(r"^(\d[\d,]*(?:\.\d+)?)(st|nd|rd|th|s)?$")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _SENTENCE_END = frozenset('.!?:;"“”')
 _BREAK = frozenset(",()")
 
@@ -273,7 +274,7 @@ def new_names(source: str, candidate: str) -> list[str]:
 def _most_per_sentence(text: str, terms: KeyTerms) -> dict[str, int]:
     """For each term, the most times one sentence of `text` says it."""
     most = dict.fromkeys((*terms.entities, *terms.numbers), 0)
-    for sentence in _SENTENCE.split(unicodedata.normalize("NFKC", text)):
+    for sentence in sentences(unicodedata.normalize("NFKC", text)):
         words = " ".join(_fold(token) for token in _tokens(sentence)).split()
         numbers = Counter(key for key, _ in _number_list(sentence))
         for entity in terms.entities:
