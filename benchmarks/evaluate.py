@@ -28,8 +28,7 @@ import numpy as np
 
 from biforget import api
 from biforget.config import EvaluateConfig, ModelOptions
-from biforget.models import load_embedder
-from biforget.models import load_tokenizer
+from biforget.models import load_embedder, load_tokenizer
 
 _WORD_TEXT = (
     "Harry Hermione Ron Hagrid Dumbledore Snape Voldemort Hogwarts castle wand spell potion owl "

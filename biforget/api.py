@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,16 +21,18 @@ from biforget.config import (
     SynthesizeConfig,
 )
 from biforget.console import Tracker
-from biforget.errors import InputError, UsageError
+from biforget.errors import InputError, OutputError, ReaderGone, UsageError
 from biforget.io.export import ExportResult
 from biforget.io.facts import Fact
-from biforget.io.jsonl import InputSource
+from biforget.io.jsonl import InputSource, RecordWriter, check_paths, make_folder, unique_ids
 from biforget.models import load_embedder, load_text_model
 from biforget.models.base import Capability, Embedder, TextModel, require
 from biforget.records import Record
 
 if TYPE_CHECKING:
     from biforget.models.base import Tokenizer
+
+RunConfig = SeedsConfig | SynthesizeConfig | ProbeConfig | RewriteConfig
 
 
 def load_models(options: ModelOptions) -> tuple[TextModel, Embedder]:
@@ -126,18 +130,8 @@ def rewrite(
     with contextlib.ExitStack() as stack:
         reject: Callable[[dict[str, Any]], None] | None = None
         if keep_rejected is not None:
-            # Opened before the model loads, so a bad path costs no loading time.
-            try:
-                handle = stack.enter_context(keep_rejected.open("w", encoding="utf-8"))
-            except OSError as exc:
-                raise InputError(f"cannot write: {exc.strerror or exc}", source=str(keep_rejected)) from None
-
-            def write_rejected(entry: dict[str, Any]) -> None:
-                handle.write(json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n")
-                handle.flush()
-
-            reject = write_rejected
-
+            # Taken (and checked) before the model loads, emptied only once the run writes to it.
+            reject = stack.enter_context(RecordWriter(keep_rejected, make_parents=False)).write
         if model is None or embedder is None:
             loaded_model, loaded_embedder = load_models(options or ModelOptions())
             model = model or loaded_model
@@ -199,6 +193,56 @@ def probe(
     )
 
 
+def write_records(
+    produce: Callable[[list[Record]], Iterable[Record]],
+    output: Path | None = None,
+    *,
+    resume: bool = False,
+    config: RunConfig | None = None,
+    reads: Mapping[str, str | Path | None] | None = None,
+    writes: Mapping[str, Path | None] | None = None,
+) -> RecordWriter:
+    """Stream what `produce(existing)` yields to `output` (stdout when None), one flushed line each.
+
+    Every record leaves with a unique string id; with `resume` the records already in `output` are
+    passed to `produce` and the ids among them are not written again, after `config` is checked to be
+    the run that wrote them. `reads` and `writes` are the run's other files by flag, which `output` must
+    not overwrite. Returns the closed writer (its `written` and `existing`)."""
+    check_paths(dict(reads or {}), {"-o": output, **(writes or {})})
+    with RecordWriter(output, resume=resume) as writer:
+        if config is not None:
+            check_resume(writer.existing, config, writer.name)
+        done = writer.existing_ids
+        for record in unique_ids(produce(writer.existing)):
+            if record["id"] not in done:
+                writer.write(record)
+    return writer
+
+
+def check_resume(existing: Iterable[Record], config: RunConfig, name: str = "the output") -> None:
+    """A resumed run must be the run that wrote `existing`: the same seed, topic and settings (but for
+    the ones `config.RESUME_MAY_CHANGE`), or its records and the new ones would form no one set."""
+    current = json.loads(json.dumps(config.settings(), default=str))
+    topic = getattr(config, "topic", None)
+    for record in existing:
+        stage, gen = record.get("stage"), record.get("gen")
+        if not isinstance(stage, str) or stage.partition("/")[0] != config.STAGE:
+            continue
+        previous = gen.get("settings") if isinstance(gen, dict) else None
+        differ = []
+        if topic and isinstance(record.get("topic"), str) and record["topic"] != topic:
+            differ.append("topic")
+        if isinstance(previous, dict):
+            keys = (current.keys() | previous.keys()) - set(config.RESUME_MAY_CHANGE)
+            differ += sorted(key for key in keys if current.get(key) != previous.get(key))
+        if differ:
+            flags = ", ".join("--" + key.replace("_", "-") for key in differ)
+            raise UsageError(
+                f"{name}: --resume with other settings than the run that wrote it ({flags}); "
+                "repeat that run's settings or write a new file"
+            )
+
+
 def export(
     config: ExportConfig, records: Iterable[Record], *, source: InputSource | None = None
 ) -> ExportResult:
@@ -241,7 +285,6 @@ def evaluate(
     unless given. With `config.plots` the figures are written there and listed under `plots`; with
     `config.drop_overlap` the set without its overlapping records is written to `config.output`.
     """
-    from biforget.io.jsonl import RecordWriter
     from biforget.io.sets import read_set, read_trace
     from biforget.models import load_tokenizer
     from biforget.pipelines.evaluate import check_names, evaluate_sets
@@ -256,44 +299,79 @@ def evaluate(
         )
     if config.drop_overlap and len(sets) != 1:
         raise UsageError("--drop-overlap works on exactly one SET (baselines go in --against)")
-    # Every input is read and checked before a model is loaded.
-    names = config.names or (None,) * len(paths)
-    data = [read_set(Path(p), name=n, lines=config.lines) for p, n in zip(paths, names, strict=True)]
-    check_names(data)
-    roles = ["set"] * len(sets) + ["against"] * len(against)
-    retain = read_set(config.retain, name="retain", lines=config.lines) if config.retain else None
-    trace = read_trace(config.trace) if config.trace else None
-    options = options or ModelOptions()
-    if embedder is None and options.embedder == "target":
-        console.info(f"loading model {options.model!r} (--embedder target)")
-        model = load_text_model(options)
-        embedder = load_embedder(options, target=model)
+    reads = {**{str(path): path for path in paths}, "--retain": config.retain, "--trace": config.trace}
+    check_paths(reads, {"-o": config.output})
+    with contextlib.ExitStack() as stack:
+        # Where the results go is checked before anything is scored, so a bad path costs no time.
+        kept = stack.enter_context(RecordWriter(config.output)) if config.drop_overlap else None
+        if config.plots is not None:
+            check_folder(config.plots)
+        # Every input is read and checked before a model is loaded.
+        names = config.names or (None,) * len(paths)
+        data = [read_set(Path(p), name=n, lines=config.lines) for p, n in zip(paths, names, strict=True)]
+        check_names(data)
+        roles = ["set"] * len(sets) + ["against"] * len(against)
+        retain = read_set(config.retain, name="retain", lines=config.lines) if config.retain else None
+        trace = read_trace(config.trace) if config.trace else None
+        options = options or ModelOptions()
+        if embedder is None and options.embedder == "target":
+            console.info(f"loading model {options.model!r} (--embedder target)")
+            model = load_text_model(options)
+            embedder = load_embedder(options, target=model)
+            if tokenizer is None:
+                require(model, Capability.TOKENIZER, "evaluate's chunk counts")
+                tokenizer = model.tokenizer
         if tokenizer is None:
-            require(model, Capability.TOKENIZER, "evaluate's chunk counts")
-            tokenizer = model.tokenizer
-    if tokenizer is None:
-        tokenizer = load_tokenizer(options)
-    if embedder is None:
-        embedder = load_embedder(options)
-    console.info(f"tokenizer {tokenizer.name}, embedder {embedder.name}")
-    result = evaluate_sets(
-        data,
-        roles,
-        config,
-        embedder=embedder,
-        tokenizer=tokenizer,
-        retain=retain,
-        trace=trace,
-        tracker=tracker,
-    )
-    if config.drop_overlap and config.output is not None and result.kept is not None:
-        with RecordWriter(config.output) as writer:
-            writer.write_all(result.kept)
-        dropped = len(data[0]) - len(result.kept)
-        console.info(f"wrote {len(result.kept)} record(s) to {config.output} ({dropped} overlapping dropped)")
+            tokenizer = load_tokenizer(options)
+        if embedder is None:
+            embedder = load_embedder(options)
+        console.info(f"tokenizer {tokenizer.name}, embedder {embedder.name}")
+        result = evaluate_sets(
+            data,
+            roles,
+            config,
+            embedder=embedder,
+            tokenizer=tokenizer,
+            retain=retain,
+            trace=trace,
+            tracker=tracker,
+        )
+        if kept is not None and result.kept is not None:
+            kept.write_all(result.kept)
+            dropped = len(data[0]) - len(result.kept)
+            console.info(f"wrote {len(result.kept)} record(s) to {kept.name} ({dropped} overlapping dropped)")
     if config.plots is not None:
         from biforget.plots import write_plots
 
         written = write_plots(result.plots, config.plots, embedder.name)
         result.report["plots"] = [str(path) for path in written]
     return result.report
+
+
+def check_folder(path: Path) -> None:
+    """`path` is a folder this run can write files in (created if missing), or an OutputError."""
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: exists and is not a folder")
+    make_folder(path)
+    try:
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+def print_evaluation(report: dict[str, Any]) -> None:
+    """The report as one JSON document on stdout and, unless quiet, a side-by-side table on stderr."""
+    from biforget.pipelines.evaluate import print_report, write_report
+
+    if sys.stdout is None or sys.stdout.closed:
+        raise OutputError("<stdout>: stdout is closed")
+    try:
+        write_report(report)
+    except BrokenPipeError:
+        raise ReaderGone("<stdout>: the reader went away") from None
+    except OSError as exc:
+        raise OutputError(f"<stdout>: cannot write: {exc.strerror or exc}") from None
+    print_report(report)
+    if report.get("plots"):
+        console.info("plots: " + ", ".join(report["plots"]))

@@ -11,15 +11,118 @@ import math
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, Field, asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self, TypeVar
 
 from biforget.errors import UsageError
 
+ConfigT = TypeVar("ConfigT")
+
+
+def flag_for(config_type: type, name: str) -> str:
+    """The command-line flag of a setting: `max_points` is `--max-points`, an aliased field its alias."""
+    aliases: Mapping[str, str] = getattr(config_type, "ALIASES", {})
+    option = next((alias for alias, field_name in aliases.items() if field_name == name), name)
+    return "--" + option.replace("_", "-")
+
+
+def check_finite(config: Any) -> None:
+    """No NaN or infinity in any number: they pass every range check (NaN compares false) and end up
+    in records as `NaN`/`Infinity`, which is not JSON."""
+    for item in fields(config):
+        values = getattr(config, item.name)
+        stack = list(values) if isinstance(values, tuple) else [values]
+        while stack:
+            value = stack.pop()
+            if isinstance(value, tuple):
+                stack.extend(value)
+            elif isinstance(value, float) and not math.isfinite(value):
+                raise UsageError(f"{flag_for(type(config), item.name)} must be a finite number, not {value}")
+
+
+def _coerce(config_type: type, item: Field[Any], value: Any) -> Any:
+    """A value from a TOML table or the CLI's parsed options, in the field's own type."""
+    flag = flag_for(config_type, item.name)
+    kind = str(item.type)
+    if value is None:
+        if "None" in kind:
+            return None
+        if kind.startswith("tuple"):
+            return _default(item)
+        raise UsageError(f"{flag} needs a value")
+    if kind.startswith("tuple[float"):
+        return parse_float_list(flag, value)
+    if kind.startswith("tuple[tuple[str, float]"):
+        items = [value] if isinstance(value, str) else list(value)
+        return tuple(parse_min_score(str(entry)) for entry in items)
+    if kind.startswith("tuple[str"):
+        if isinstance(value, str):
+            return parse_name_list(flag, value)
+        return tuple(str(entry) for entry in value)
+    if kind.startswith("Path"):
+        return Path(value)
+    if kind.startswith("bool"):
+        if not isinstance(value, bool):
+            raise UsageError(f"{flag} must be true or false, not {value!r}")
+        return value
+    if kind.startswith("int"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UsageError(f"{flag} must be a whole number, not {value!r}")
+        return value
+    if kind.startswith("float"):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise UsageError(f"{flag} must be a number, not {value!r}")
+        return float(value)
+    if not isinstance(value, str):
+        raise UsageError(f"{flag} must be text, not {value!r}")
+    return value
+
+
+def _default(item: Field[Any]) -> Any:
+    if item.default is not MISSING:
+        return item.default
+    return item.default_factory()  # type: ignore[operator]
+
+
+def config_from_mapping(
+    config_type: type[ConfigT], mapping: Mapping[str, Any], *, strict: bool = True
+) -> ConfigT:
+    """A settings dataclass from option-style keys: a TOML table (dashes or underscores), or the options
+    a command parsed. `strict=False` ignores keys the dataclass does not have (other commands' options,
+    the model options beside a command's own); values are checked as flags are."""
+    known = {item.name: item for item in fields(config_type)}  # type: ignore[arg-type]
+    aliases: Mapping[str, str] = getattr(config_type, "ALIASES", {})
+    values: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = aliases.get(_normalise_key(key), _normalise_key(key))
+        if name not in known:
+            if strict:
+                raise UsageError(f"unknown setting {key!r} for {config_type.__name__}")
+            continue
+        values[name] = _coerce(config_type, known[name], value)
+    return config_type(**values)
+
+
+class FromMapping:
+    """`from_mapping` on every settings dataclass, so a library user builds them from the same TOML."""
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any], *, strict: bool = True) -> Self:
+        return config_from_mapping(cls, mapping, strict=strict)
+
+
+def command_table(path: Path, command: str) -> dict[str, Any]:
+    """The file's settings for one command: `[defaults]`, then the command's own table over it.
+
+    `SeedsConfig.from_mapping(table, strict=False)` and `ModelOptions.from_mapping(table, strict=False)`
+    then give a library run the settings `biforget seeds --config FILE` would use."""
+    tables = load_config_file(path)
+    return {**tables.get("defaults", {}), **tables.get(command, {})}
+
 
 @dataclass(frozen=True)
-class ModelOptions:
+class ModelOptions(FromMapping):
     """How the target model and the embedder are loaded and batched; shared by every command.
 
     `model` names a backend and a model (`hf:ID`, `fake:echo`; a bare id, path or `default` is hf).
@@ -36,18 +139,23 @@ class ModelOptions:
     batch_size: int = 32
     chat_template: bool = True
     embedder: str = "default"
+    # KEY=VALUE backend settings; only their shape is checked here, the backend reading them checks keys.
     model_args: tuple[str, ...] = ()
 
+    ALIASES: ClassVar[Mapping[str, str]] = {"model_arg": "model_args"}
+
     def __post_init__(self) -> None:
+        check_finite(self)
+        for item in self.model_args:
+            key, sep, _ = item.partition("=")
+            if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", key):
+                raise UsageError(f"--model-arg must be KEY=VALUE such as revision=main, not {item!r}")
         if self.batch_size < 1:
             raise UsageError("--batch-size must be at least 1")
-        for item in self.model_args:
-            if "=" not in item or not item.partition("=")[0].strip():
-                raise UsageError(f"--model-arg {item!r}: expected KEY=VALUE")
 
 
 @dataclass(frozen=True)
-class SeedsConfig:
+class SeedsConfig(FromMapping):
     """`biforget seeds`: the domain's key points, expanded level by level."""
 
     topic: str = ""
@@ -63,7 +171,13 @@ class SeedsConfig:
     dedup_threshold: float = 0.9
     seed: int = 0
 
+    # The stage of the records this command writes, and the settings a `--resume` may change: they
+    # decide how far a run goes, not what its records say.
+    STAGE: ClassVar[str] = "seeds"
+    RESUME_MAY_CHANGE: ClassVar[tuple[str, ...]] = ("depth", "max_points")
+
     def __post_init__(self) -> None:
+        check_finite(self)
         if not self.topic.strip():
             raise UsageError("--topic must not be empty")
         check_positive("--count", self.count)
@@ -171,7 +285,7 @@ def parse_float_list(flag: str, value: str | Sequence[float]) -> tuple[float, ..
 
 
 @dataclass(frozen=True)
-class SynthesizeConfig:
+class SynthesizeConfig(FromMapping):
     """`biforget synthesize`: Stage I, seed-guided synthesis until diversity converges."""
 
     topic: str | None = None
@@ -189,7 +303,11 @@ class SynthesizeConfig:
     max_samples: int = 5000
     seed: int = 0
 
+    STAGE: ClassVar[str] = "synthesize"
+    RESUME_MAY_CHANGE: ClassVar[tuple[str, ...]] = ("rounds", "check_every", "epsilon", "max_samples")
+
     def __post_init__(self) -> None:
+        check_finite(self)
         if not self.templates:
             raise UsageError("--templates must name at least one family or template id")
         if not self.temperatures:
@@ -219,7 +337,7 @@ class SynthesizeConfig:
 
 
 @dataclass(frozen=True)
-class RewriteConfig:
+class RewriteConfig(FromMapping):
     """`biforget rewrite`: meaning-preserving variants of each fact to forget."""
 
     variants: int = 4
@@ -237,7 +355,12 @@ class RewriteConfig:
     max_new_tokens: int = 96
     seed: int = 0
 
+    # Every setting enters the variants' ids, so a resumed rewrite must repeat them all.
+    STAGE: ClassVar[str] = "rewrite"
+    RESUME_MAY_CHANGE: ClassVar[tuple[str, ...]] = ()
+
     def __post_init__(self) -> None:
+        check_finite(self)
         check_positive("--variants", self.variants)
         check_positive("--rounds", self.rounds)
         check_positive("--draws", self.draws)
@@ -273,7 +396,7 @@ MIA_SCORES = ("mink", "mink++")
 
 
 @dataclass(frozen=True)
-class ProbeConfig:
+class ProbeConfig(FromMapping):
     """`biforget probe`: Stage II, jailbreak and membership-inference probing of the domain."""
 
     topic: str = ""
@@ -293,7 +416,11 @@ class ProbeConfig:
     mia_keep: float = 0.5
     seed: int = 0
 
+    STAGE: ClassVar[str] = "probe"
+    RESUME_MAY_CHANGE: ClassVar[tuple[str, ...]] = ("jailbreak", "mia")
+
     def __post_init__(self) -> None:
+        check_finite(self)
         if not self.topic.strip():
             raise UsageError("--topic must not be empty")
         for flag, count in (("--jailbreak", self.jailbreak), ("--mia", self.mia)):
@@ -363,7 +490,7 @@ OU_SHIPPED_PREFIXES = ("tofu_", "muse_", "wmdp_", "pistol_")
 
 
 @dataclass(frozen=True)
-class ExportConfig:
+class ExportConfig(FromMapping):
     """`biforget export`: a forget set written in the layout a downstream framework reads."""
 
     format: str = "muse"
@@ -382,7 +509,10 @@ class ExportConfig:
     # open-unlearning only: the path the dataset YAML points at; None is DIR/forget.jsonl, absolute.
     data_path: str | None = None
 
+    ALIASES: ClassVar[Mapping[str, str]] = {"min_score": "min_scores"}
+
     def __post_init__(self) -> None:
+        check_finite(self)
         if self.format not in EXPORT_FORMATS:
             raise UsageError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, not {self.format!r}")
         if self.kinds is not None:
@@ -447,7 +577,7 @@ def parse_name_list(flag: str, value: str | None) -> tuple[str, ...] | None:
 
 
 @dataclass(frozen=True)
-class EvaluateConfig:
+class EvaluateConfig(FromMapping):
     """`biforget evaluate`: relevance, diversity, efficiency, overlap and coverage of sets side by side."""
 
     # None: the records' own `topic` field when every record that has one agrees.
@@ -474,7 +604,10 @@ class EvaluateConfig:
     trace: Path | None = None
     seed: int = 0
 
+    ALIASES: ClassVar[Mapping[str, str]] = {"name": "names"}
+
     def __post_init__(self) -> None:
+        check_finite(self)
         if self.topic is not None and not self.topic.strip():
             raise UsageError("--topic must not be empty")
         for flag, value in (

@@ -1,18 +1,15 @@
-"""Typed errors of the library. The CLI maps them to one-line messages and exit codes in one place."""
+"""Typed errors of the library. The CLI maps them to one-line messages and exit codes in one table."""
 
 from __future__ import annotations
 
 
 class BiforgetError(Exception):
-    """Base of every error the library raises on purpose. Exit code 1 unless a subclass says otherwise."""
-
-    exit_code = 1
+    """Base of every error the library raises on purpose: a runtime or data error unless a subclass
+    says the request itself is wrong."""
 
 
 class UsageError(BiforgetError):
     """The request itself is wrong: an option out of range, options that contradict each other."""
-
-    exit_code = 2
 
 
 class InputError(BiforgetError):
@@ -23,6 +20,17 @@ class InputError(BiforgetError):
         self.line = line
         location = source if line is None else f"{source}:{line}"
         super().__init__(f"{location}: {message}" if location else message)
+
+
+class OutputError(BiforgetError):
+    """An output that cannot be written: a read-only or full file system, a closed stdout, a file
+    another run is writing."""
+
+
+class ReaderGone(OutputError):
+    """Whoever read stdout went away (`| head -1`): not a failure of the run, nothing to report.
+
+    Raised in place of BrokenPipeError, which Click would catch and turn into a plain exit 1."""
 
 
 class TemplateError(UsageError):

@@ -340,7 +340,7 @@ def test_resume_drops_a_torn_last_line(tmp_path: Path, capsys: pytest.CaptureFix
     path = write_bytes(tmp_path / "set.jsonl", intact + b'{"id":"c","te')
     with RecordWriter(path, resume=True) as writer:
         assert writer.existing_ids == {"a", "b"}
-        assert path.read_bytes() == intact  # the torn tail is cut before anything is appended
+        assert path.read_bytes() == intact + b'{"id":"c","te'  # untouched until the first record
         writer.write({"id": "c", "text": "z"})
     data = path.read_bytes()
     assert data == intact + b'{"id":"c","text":"z"}\n'

@@ -411,7 +411,7 @@ def test_bad_options_are_usage_errors_of_the_hf_backend() -> None:
         HFSettings.from_options(ModelOptions(model_args=("gpu_layers=3",)))
     with pytest.raises(UsageError, match="--model-arg 'trust_remote_code=maybe'"):
         HFSettings.from_options(ModelOptions(model_args=("trust_remote_code=maybe",)))
-    with pytest.raises(UsageError, match="expected KEY=VALUE"):
+    with pytest.raises(UsageError, match="must be KEY=VALUE"):
         ModelOptions(model_args=("no-equals-sign",))
 
 

@@ -13,8 +13,8 @@ from biforget import cli
 from biforget.config import RewriteConfig
 from biforget.console import Tracker
 from biforget.errors import UsageError
-from biforget.models.base import GenerationRequest
 from biforget.io.facts import Fact, parse_facts
+from biforget.models.base import GenerationRequest
 from biforget.pipelines.rewrite import (
     STAGE,
     Rewriter,
@@ -23,7 +23,6 @@ from biforget.pipelines.rewrite import (
     read_question,
     rewrite_facts,
 )
-from biforget.records import derive_seed
 from biforget.templates import Template
 from tests.scripted import HashEmbedder, ScriptedModel
 
@@ -77,8 +76,9 @@ class ByAttempt(ScriptedModel):
     """Answers with `script(part, fact, k)`, k being the fact's QA attempt (its question requests sent
     so far, from 0; -1 before any), so a test can script what each attempt of a fact draws. An answer
     request takes the attempt of the question request it pairs with (the pipeline sends them in the
-    same order), a statement or text request the fact's first attempt in the latest wave. With `drawn`, `drawn(part, fact, k, draw)` scripts each of an attempt's draws; `pool`
-    holds the facts prompts ask about (default `facts()`)."""
+    same order), a statement or text request the fact's first attempt in the latest wave. With
+    `drawn`, `drawn(part, fact, k, draw)` scripts each of an attempt's draws; `pool` holds the facts
+    prompts ask about (default `facts()`)."""
 
     def __init__(
         self,

@@ -2,7 +2,12 @@
 
 Input comes from `-i FILE`, `-i -` (stdin), or stdin when it is a pipe or a file; a terminal, a closed
 or missing stdin is "no input". Bad lines are reported as `FILE:LINE: reason` and either stop the run or
-are counted and skipped. The writer flushes every line so an interrupted run leaves whole records.
+are counted and skipped. A line over `MAX_LINE_BYTES` is such a bad line: it is never held in memory
+whole, so one runaway line cannot exhaust memory before any model sees it.
+
+The writer flushes every line so an interrupted run leaves whole records. It takes its file (and a lock
+on it) when built, but truncates it only when the first record comes or the run ends well, so a run that
+fails at start leaves an existing file as it was.
 """
 
 from __future__ import annotations
@@ -12,17 +17,26 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
 from biforget import console
-from biforget.errors import InputError, UsageError
-from biforget.records import Record
+from biforget.errors import InputError, OutputError, ReaderGone, UsageError
+from biforget.records import Record, make_id
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks, the output is not guarded against a second run
+    fcntl = None  # type: ignore[assignment]
 
 OnError = Literal["fail", "skip"]
 STDIN_NAME = "<stdin>"
+STDOUT_NAME = "<stdout>"
+# 1 MiB per line: a record's text is a passage or a fact, and a megabyte is already far beyond any
+# model context; a longer line is a wrong file (a whole book on one line) or runaway output.
+MAX_LINE_BYTES = 1 << 20
 
 
 @dataclass
@@ -36,6 +50,8 @@ class InputSource:
     read: int = 0
     # Line number of the record iter_records yielded last, so later checks can name the line.
     line: int = 0
+    # Opened from `-i FILE`: a file someone named, so an empty one is a mistake, not "no input".
+    named: bool = False
     _owned: bool = field(default=False, repr=False)
 
     @property
@@ -85,7 +101,7 @@ def open_input(path: str | Path | None, *, on_error: OnError = "fail") -> InputS
         raise InputError("no such file", source=str(file)) from None
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", source=str(file)) from None
-    return InputSource(str(file), handle, on_error, _owned=True)
+    return InputSource(str(file), handle, on_error, named=True, _owned=True)
 
 
 def _decode_line(raw: bytes, source: str, number: int) -> str:
@@ -112,14 +128,47 @@ def _parse_line(text: str, source: str, number: int) -> Record:
     return value
 
 
-def iter_records(source: InputSource, *, required: Iterable[str] = ("text",)) -> Iterator[Record]:
-    """Yield one record per non-blank line. Bad lines raise InputError, or are skipped and counted."""
+def _lines(stream: IO[bytes], limit: int) -> Iterator[tuple[bytes, int]]:
+    """Each line with its length in bytes; a line over `limit` comes back empty, read past in chunks."""
+    while True:
+        raw = stream.readline(limit + 1)
+        if not raw:
+            return
+        if len(raw) <= limit or raw.endswith(b"\n"):
+            yield raw, len(raw)
+            continue
+        size = len(raw)
+        while not raw.endswith(b"\n"):
+            raw = stream.readline(limit)
+            if not raw:
+                break
+            size += len(raw)
+        yield b"", size
+
+
+def iter_records(
+    source: InputSource,
+    *,
+    required: Iterable[str] = ("text",),
+    allow_empty: bool = True,
+    max_line_bytes: int = MAX_LINE_BYTES,
+) -> Iterator[Record]:
+    """Yield one record per non-blank line. Bad lines raise InputError, or are skipped and counted.
+
+    A line longer than `max_line_bytes` is a bad line (the record is never parsed). `allow_empty=False`
+    makes a named file (`-i FILE`) without records an error; stdin without records stays "no input"."""
     if source.stream is None:
         return
     needed = tuple(required)
     try:
-        for number, raw in enumerate(source.stream, start=1):
+        for number, (raw, size) in enumerate(_lines(source.stream, max_line_bytes), start=1):
             try:
+                if size > max_line_bytes:
+                    raise InputError(
+                        f"line of {size:,} bytes, over the {max_line_bytes:,} a record may hold",
+                        source=source.name,
+                        line=number,
+                    )
                 text = _decode_line(raw, source.name, number)
                 if not text.strip():
                     continue
@@ -141,6 +190,8 @@ def iter_records(source: InputSource, *, required: Iterable[str] = ("text",)) ->
         source.close()
     if source.skipped:
         console.warn(f"{source.name}: skipped {source.skipped} bad line(s)")
+    if not allow_empty and source.named and not source.read:
+        raise InputError("no records (empty input)", source=source.name)
 
 
 def read_all(
@@ -187,61 +238,122 @@ def read_existing(path: Path) -> tuple[list[Record], int]:
     return records, intact
 
 
+def make_folder(folder: Path, *, for_path: Path | None = None) -> None:
+    """Create `folder` (and its parents) or raise an OutputError naming `for_path` and what is wrong;
+    a file where a folder should be is named as such, not as "File exists"."""
+    target = for_path or folder
+    ancestor = folder
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise OutputError(f"{target}: cannot write: {ancestor} is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{target}: cannot write: {exc.strerror or exc}") from None
+
+
+def _lock(fd: int, path: Path) -> None:
+    """An exclusive lock for the run's lifetime, so two runs never interleave lines in one file."""
+    if fcntl is None:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise OutputError(f"{path}: another run is writing this file; wait for it or use another") from None
+    except OSError:
+        pass  # a file system without locks (some network mounts) still takes the records
+
+
 class RecordWriter:
     """Writes records as compact JSON lines and flushes each one.
 
-    To stdout when `path` is None. With `resume`, an existing file is kept (its torn tail cut) and new
-    records are appended; otherwise the file is truncated.
+    To stdout when `path` is None; missing folders above `path` are created with `make_parents`. The
+    file is opened and locked here, so a path that cannot be written or a file another run holds fails
+    before any work; it is truncated (or, with `resume`, its torn tail
+    cut) only at the first record or when the run ends without error. A failed run that wrote nothing
+    leaves an existing file untouched and removes a file it created.
     """
 
-    def __init__(self, path: str | Path | None = None, *, resume: bool = False) -> None:
+    def __init__(
+        self, path: str | Path | None = None, *, resume: bool = False, make_parents: bool = True
+    ) -> None:
         self.path = Path(path) if path is not None else None
+        self.name = str(self.path) if self.path is not None else STDOUT_NAME
+        self.resume = resume
         self.existing: list[Record] = []
         self.written = 0
+        self._fd: int | None = None
+        self._file: IO[bytes] | None = None
+        self._created = False
+        self._intact = 0
         if resume and self.path is None:
             raise UsageError("--resume needs -o FILE: there is no file to resume from")
         if self.path is None:
+            if sys.stdout is None or sys.stdout.closed:
+                raise OutputError(f"{STDOUT_NAME}: stdout is closed; pass -o FILE")
             self._stream: IO[str] = sys.stdout
             # Records are UTF-8 whatever the locale says (a cp1252 or latin-1 stdout would garble or
             # crash on them), so they go to the byte layer beneath stdout when there is one.
             self._bytes: IO[bytes] | None = getattr(sys.stdout, "buffer", None)
-            self._owned = False
             return
-        self._bytes = None
         if self.path.is_dir():
             raise UsageError(f"{self.path}: is a directory; -o needs a file")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if make_parents:
+            make_folder(self.path.parent, for_path=self.path)
+        try:
+            self._created = not self.path.exists()
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise OutputError(f"{self.path}: cannot write: {exc.strerror or exc}") from None
+        _lock(fd, self.path)
+        self._fd = fd
         if resume:
-            self.existing, intact = read_existing(self.path)
-            if self.path.exists():
-                with self.path.open("r+b") as handle:
-                    handle.truncate(intact)
-                    if intact and not self._ends_with_newline(handle, intact):
-                        handle.seek(intact)
-                        handle.write(b"\n")
-            self._stream = self.path.open("a", encoding="utf-8", newline="\n")
-        else:
-            self._stream = self.path.open("w", encoding="utf-8", newline="\n")
-        self._owned = True
-
-    @staticmethod
-    def _ends_with_newline(handle: IO[bytes], length: int) -> bool:
-        handle.seek(length - 1)
-        return handle.read(1) == b"\n"
+            try:
+                self.existing, self._intact = read_existing(self.path)
+            except BaseException:
+                self.close(failed=True)
+                raise
 
     @property
     def existing_ids(self) -> set[str]:
         return {str(record.get("id")) for record in self.existing}
 
+    def _begin(self) -> IO[bytes]:
+        """Cut the file to what this run keeps and open it for appending: the first moment it changes."""
+        if self._file is not None:
+            return self._file
+        assert self._fd is not None
+        fd = self._fd
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            keep = self._intact if self.resume else 0
+            os.ftruncate(fd, keep)
+            if keep and os.pread(fd, 1, keep - 1) != b"\n":
+                os.pwrite(fd, b"\n", keep)
+            os.lseek(fd, 0, os.SEEK_END)
+        self._file = open(fd, "ab", closefd=True)  # noqa: SIM115 (closed by close(), after the run)
+        return self._file
+
     def write(self, record: Record) -> None:
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
-        if self._bytes is not None:
-            self._stream.flush()  # anything already written through the text layer goes first
-            self._bytes.write(line.encode("utf-8"))
-            self._bytes.flush()
-        else:
-            self._stream.write(line)
-            self._stream.flush()
+        try:
+            if self.path is not None:
+                handle = self._begin()
+                handle.write(line.encode("utf-8"))
+                handle.flush()
+            elif self._bytes is not None:
+                self._stream.flush()  # anything already written through the text layer goes first
+                self._bytes.write(line.encode("utf-8"))
+                self._bytes.flush()
+            else:
+                self._stream.write(line)
+                self._stream.flush()
+        except BrokenPipeError:
+            raise ReaderGone(f"{self.name}: the reader went away") from None
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "the stream is closed"
+            raise OutputError(f"{self.name}: cannot write: {reason}") from None
         self.written += 1
 
     def write_all(self, records: Iterable[Record]) -> int:
@@ -249,12 +361,97 @@ class RecordWriter:
             self.write(record)
         return self.written
 
-    def close(self) -> None:
-        if self._owned:
-            self._stream.close()
+    def close(self, *, failed: bool = False) -> None:
+        """End the run: a good end with nothing written still empties the file (a run of no records);
+        a failed one that wrote nothing leaves the file as it found it."""
+        if self._fd is None:
+            return
+        try:
+            if self._file is None and not failed:
+                self._begin()
+            if self._file is not None:
+                self._file.close()
+            else:
+                os.close(self._fd)
+                if self._created and self.path is not None:
+                    self.path.unlink(missing_ok=True)
+        except OSError as exc:
+            if not failed:
+                raise OutputError(f"{self.name}: cannot write: {exc.strerror or exc}") from None
+        finally:
+            self._fd = None
+            self._file = None
 
     def __enter__(self) -> RecordWriter:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: Any) -> None:
+        self.close(failed=exc_type is not None)
+
+
+def unique_ids(records: Iterable[Record]) -> Iterator[Record]:
+    """Every record with a string id no earlier record of the stream has.
+
+    Generated records carry unique hashes already; passthrough input may have no id, a number, or one
+    another record shares, and `--resume` finds work by id, so those get an id derived from what the
+    record was (its old id, its text, how often that pair came before). The same input in the same order
+    gives the same ids, which is what lets a resumed run skip them."""
+    seen: set[str] = set()
+    for record in records:
+        old = record.get("id")
+        current = str(old) if isinstance(old, int) and not isinstance(old, bool) else old
+        if not isinstance(current, str) or not current or current in seen:
+            occurrence = 0
+            current = make_id(stage="input", previous=old, text=record.get("text"))
+            while current in seen:
+                occurrence += 1
+                current = make_id(stage="input", previous=old, text=record.get("text"), occurrence=occurrence)
+        if current != old:
+            record = {**record, "id": current} if "id" in record else {"id": current, **record}
+        seen.add(current)
+        yield record
+
+
+def _identity(path: Path) -> tuple[int, int] | str:
+    """What makes two spellings of a path (relative, through a symlink, a hard link) the same file."""
+    try:
+        info = path.stat()
+    except OSError:
+        return os.path.realpath(path)
+    return (info.st_dev, info.st_ino)
+
+
+def _stdin_identity() -> tuple[int, int] | None:
+    try:
+        info = os.fstat(sys.stdin.fileno())
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+    return (info.st_dev, info.st_ino) if stat.S_ISREG(info.st_mode) else None
+
+
+def check_paths(reads: Mapping[str, str | Path | None], writes: Mapping[str, str | Path | None]) -> None:
+    """Refuse a run whose outputs overwrite one of its inputs or each other, before anything is opened.
+
+    `reads` and `writes` map the flag a path came from to the path (None: not given). An input of "-" is
+    stdin, which counts when it is a redirected file (`< FILE`)."""
+    outputs = [(flag, Path(path)) for flag, path in writes.items() if path is not None]
+    seen: list[tuple[str, tuple[int, int] | str]] = []
+    for flag, path in outputs:
+        identity = _identity(path)
+        for other, other_identity in seen:
+            if identity == other_identity:
+                raise UsageError(f"{other} and {flag} name the same file ({path}); give each its own")
+        seen.append((flag, identity))
+        for source, given in reads.items():
+            if given is None:
+                continue
+            if str(given) == "-":
+                same = _stdin_identity() == identity
+                source = "stdin"
+            else:
+                same = _identity(Path(given)) == identity
+            if same:
+                raise UsageError(
+                    f"{flag} {path} is also the input ({source}): writing it would destroy what is read; "
+                    "write to another file"
+                )
