@@ -2,7 +2,7 @@
 
 Same model, same prompts, same number of new tokens, one run, generated tokens counted (padding and
 end-of-sequence excluded). Prints tokens/s for each path and the ratios the project targets:
-biforget / one-at-a-time >= 5, biforget within 15% of plain batched generate.
+biforget / one-at-a-time >= 5, biforget within 10% of plain batched generate.
 
     python benchmarks/generation.py                 # 64 prompts x 64 new tokens, default model
     python benchmarks/generation.py --prompts 16    # a quicker look
@@ -19,8 +19,9 @@ import torch
 
 from biforget.config import ModelOptions, SynthesizeConfig
 from biforget.models import load_embedder, load_text_model
+from biforget.models.base import GenerationRequest
 from biforget.models.hf import HFTextModel
-from biforget.pipelines.synthesize import plan_batches, select_templates, synthesize_samples
+from biforget.pipelines.synthesize import plan_units, select_templates, synthesize_samples
 from biforget.records import make_record
 
 POINTS = [
@@ -77,7 +78,7 @@ def main() -> None:
         min_words=1,
         seed=0,
     )
-    units = [u for batch in plan_batches(points, templates, settings, 10**9) for u in batch][: args.prompts]
+    units = plan_units(points, templates, settings)[: args.prompts]
     prompts = [u.template.render(point=u.point["text"], topic="Harry Potter") for u in units]
     print(
         f"{len(prompts)} prompts x {args.new_tokens} new tokens, model {model.name}, "
@@ -100,19 +101,22 @@ def main() -> None:
     def one_at_a_time() -> None:
         for index, prompt in enumerate(prompts):
             model.generate(
-                [prompt],
-                temperature=args.temperature,
-                top_p=0.95,
-                max_new_tokens=args.new_tokens,
-                n=1,
-                seed=index,
+                [
+                    GenerationRequest(
+                        prompt=prompt,
+                        temperature=args.temperature,
+                        top_p=0.95,
+                        max_new_tokens=args.new_tokens,
+                        seed=index,
+                    )
+                ]
             )
 
     def synthesis_path() -> None:
         list(synthesize_samples(model, embedder, points, settings))
 
     def plain_batched() -> None:
-        tokenizer = model.tokenizer
+        tokenizer = model.hf_tokenizer
         rendered = [model.render(p) for p in prompts]
         for start in range(0, len(rendered), args.batch_size):
             batch = tokenizer(
@@ -135,7 +139,12 @@ def main() -> None:
                 (out[:, batch["input_ids"].shape[1] :] != tokenizer.pad_token_id).sum()
             )
 
-    model.generate(prompts[:2], temperature=args.temperature, top_p=0.95, max_new_tokens=4)  # warm-up
+    model.generate(  # warm-up
+        [
+            GenerationRequest(prompt=p, temperature=args.temperature, top_p=0.95, max_new_tokens=4)
+            for p in prompts[:2]
+        ]
+    )
     results = {
         "a_one_at_a_time": timed("(a) one generate call per prompt", one_at_a_time),
         "b_biforget": timed("(b) biforget synthesis path", synthesis_path),
@@ -144,7 +153,7 @@ def main() -> None:
     a, b, c = (results[k]["tokens_per_s"] for k in ("a_one_at_a_time", "b_biforget", "c_plain_batched"))
     ratios = {"b_over_a": b / a, "b_over_c": b / c}
     print(
-        f"b/a = {ratios['b_over_a']:.2f} (target >= 5), b/c = {ratios['b_over_c']:.2f} (target >= 0.85)",
+        f"b/a = {ratios['b_over_a']:.2f} (target >= 5), b/c = {ratios['b_over_c']:.2f} (target >= 0.9)",
         file=sys.stderr,
     )
     print(

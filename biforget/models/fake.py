@@ -269,7 +269,11 @@ class FakeModel:
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[list[str]]:
         self.requests.extend(requests)
-        return [[self.script(request, draw) for draw in range(request.n)] for request in requests]
+        # Greedy decoding has one answer: its n copies are the first draw's.
+        return [
+            [self.script(request, draw if request.temperature > 0 else 0) for draw in range(request.n)]
+            for request in requests
+        ]
 
     def token_logprobs(
         self, texts: Sequence[str], context: Sequence[str] | None = None
