@@ -37,11 +37,15 @@ def backend(request: pytest.FixtureRequest) -> TextModel:
     if request.param == "fake":
         return load_text_model(ModelOptions(model="fake:echo", batch_size=3))
     tiny: Path = request.getfixturevalue("tiny_model_dir")
-    return load_text_model(ModelOptions(model=f"hf:{tiny}", dtype="float64", batch_size=3, chat_template=False))
+    return load_text_model(
+        ModelOptions(model=f"hf:{tiny}", dtype="float64", batch_size=3, chat_template=False)
+    )
 
 
 def sampled(prompt: str, seed: int, *, temperature: float = 1.0, n: int = 1) -> GenerationRequest:
-    return GenerationRequest(prompt=prompt, temperature=temperature, top_p=0.95, max_new_tokens=8, n=n, seed=seed)
+    return GenerationRequest(
+        prompt=prompt, temperature=temperature, top_p=0.95, max_new_tokens=8, n=n, seed=seed
+    )
 
 
 def test_results_come_back_in_request_order_with_n_texts_each(backend: TextModel) -> None:
@@ -67,7 +71,9 @@ def test_same_seed_same_text_other_seed_other_text(backend: TextModel) -> None:
 def test_a_request_gives_the_same_text_alone_and_among_eight_neighbours(backend: TextModel) -> None:
     # Mixed temperatures and budgets in one wave, sub-batched at batch size 3.
     wave = [
-        GenerationRequest(prompt=p, temperature=(0.6, 1.0, 1.3)[i % 3], top_p=0.9, max_new_tokens=6 + i, seed=i)
+        GenerationRequest(
+            prompt=p, temperature=(0.6, 1.0, 1.3)[i % 3], top_p=0.9, max_new_tokens=6 + i, seed=i
+        )
         for i, p in enumerate(PROMPTS)
     ]
     together = backend.generate(wave)
@@ -77,7 +83,9 @@ def test_a_request_gives_the_same_text_alone_and_among_eight_neighbours(backend:
 
 
 def test_greedy_requests_give_identical_copies(backend: TextModel) -> None:
-    texts = backend.generate([GenerationRequest(prompt=PROMPTS[2], temperature=0.0, max_new_tokens=8, n=3)])[0]
+    texts = backend.generate([GenerationRequest(prompt=PROMPTS[2], temperature=0.0, max_new_tokens=8, n=3)])[
+        0
+    ]
     assert len(texts) == 3 and len(set(texts)) == 1
 
 
@@ -132,7 +140,9 @@ def test_the_default_model_keeps_order_seeds_and_scores(default_model_dir: Path)
 
 
 def test_a_command_refuses_a_capability_before_any_work(capsys: pytest.CaptureFixture[str]) -> None:
-    code = cli.run(["probe", "--model", "fake:text-only", "--topic", "Testland", "--jailbreak", "4", "--mia", "4"])
+    code = cli.run(
+        ["probe", "--model", "fake:text-only", "--topic", "Testland", "--jailbreak", "4", "--mia", "4"]
+    )
     out, err = capsys.readouterr()
     assert code == 2 and out == ""
     assert "--mia (Min-K% scoring) needs token log-probs, which the fake backend (fake:text-only)" in err
@@ -152,7 +162,10 @@ def test_a_fake_dry_run_pipes_seeds_synthesize_probe_end_to_end(
     out = tmp_path / "dry.jsonl"
     common = ["--model", "fake:echo", "--seed", "3"]
     assert cli.run(["synthesize", *common, "--topic", "Testland", "--max-samples", "40", "-o", str(out)]) == 0
-    assert cli.run(["probe", *common, "--topic", "Testland", "-i", str(out), "--jailbreak", "8", "--mia", "8"]) == 0
+    assert (
+        cli.run(["probe", *common, "--topic", "Testland", "-i", str(out), "--jailbreak", "8", "--mia", "8"])
+        == 0
+    )
     records = [line for line in capsys.readouterr().out.splitlines() if line]
     assert len(records) > 40
     import json
