@@ -22,11 +22,11 @@ from biforget.config import (
 )
 from biforget.console import Tracker
 from biforget.errors import InputError, OutputError, ReaderGone, UsageError
-from biforget.io.export import ExportResult
 from biforget.io.facts import Fact
 from biforget.io.jsonl import InputSource, RecordWriter, check_paths, make_folder, unique_ids
 from biforget.models import load_embedder, load_text_model
 from biforget.models.base import Capability, Embedder, TextModel, require
+from biforget.pipelines.export import ExportResult
 from biforget.records import Record
 
 if TYPE_CHECKING:
@@ -251,7 +251,8 @@ def export(
     `source` is the InputSource `records` are read from (`iter_records(source, required=())`); errors then
     name its file and line, and its --on-error skip applies. Loads no model and imports no torch.
     """
-    from biforget.io.export import check_destination, export_items, no_records_message, select
+    from biforget.io.export import check_destination
+    from biforget.pipelines.export import export_items, no_records_message, select
 
     check_destination(config.out, config.force)  # before any input is read
 

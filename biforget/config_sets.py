@@ -11,8 +11,9 @@ from typing import Any, ClassVar
 
 from biforget.config_base import FromMapping, check_finite, check_positive
 from biforget.errors import UsageError
+from biforget.formats import FORMATS
 
-EXPORT_FORMATS = ("muse", "open-unlearning", "rmu", "dusk", "tofu", "hf", "csv", "txt")
+EXPORT_FORMATS = tuple(FORMATS)
 
 
 BENCHMARKS = ("tofu", "muse", "wmdp")
