@@ -27,13 +27,14 @@ from typing import Any
 import numpy as np
 
 from biforget import console
-from biforget.clean import clean_output, is_refusal
+from biforget.clean import is_refusal
 from biforget.config import ProbeConfig
 from biforget.console import Tracker
 from biforget.dedup import Deduplicator
 from biforget.errors import InputError
 from biforget.metrics.mink import MiaScores, mia_scores
 from biforget.models.base import Embedder, GenerationRequest, TextModel
+from biforget.parse import clean_output
 from biforget.pipelines import wave_size
 from biforget.records import Record, derive_seed, make_record
 from biforget.templates import Template, load_family

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import IO
 
 from biforget import console
-from biforget.clean import clean_output
 from biforget.config import SynthesizeConfig
 from biforget.console import Tracker
 from biforget.dedup import Deduplicator
 from biforget.errors import UsageError
 from biforget.metrics.diversity import DiversityTracker
 from biforget.models.base import Embedder, GenerationRequest, TextModel
+from biforget.parse import clean_output
 from biforget.pipelines import wave_size
 from biforget.records import Record, derive_seed, make_record
 from biforget.templates import Template, load_family, load_folder
