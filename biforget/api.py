@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -21,7 +20,7 @@ from biforget.config import (
     SynthesizeConfig,
 )
 from biforget.console import Tracker
-from biforget.errors import InputError, OutputError, ReaderGone, UsageError
+from biforget.errors import InputError, OutputError, UsageError
 from biforget.io.facts import Fact
 from biforget.io.jsonl import InputSource, RecordWriter, check_paths, make_folder, unique_ids
 from biforget.models import load_embedder, load_text_model
@@ -365,14 +364,7 @@ def print_evaluation(report: dict[str, Any]) -> None:
     """The report as one JSON document on stdout and, unless quiet, a side-by-side table on stderr."""
     from biforget.pipelines.evaluate import print_report, write_report
 
-    if sys.stdout is None or sys.stdout.closed:
-        raise OutputError("<stdout>: stdout is closed")
-    try:
-        write_report(report)
-    except BrokenPipeError:
-        raise ReaderGone("<stdout>: the reader went away") from None
-    except OSError as exc:
-        raise OutputError(f"<stdout>: cannot write: {exc.strerror or exc}") from None
+    write_report(report)  # the writer maps a closed stdout or a gone reader to their errors
     print_report(report)
     if report.get("plots"):
         console.info("plots: " + ", ".join(report["plots"]))

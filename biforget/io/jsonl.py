@@ -336,7 +336,14 @@ class RecordWriter:
         return self._file
 
     def write(self, record: Record) -> None:
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+        """One record as one compact JSON line, flushed."""
+        self._put(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+
+    def write_document(self, value: Any) -> None:
+        """One JSON document, indented for people (the evaluate report), UTF-8 like the records."""
+        self._put(json.dumps(value, ensure_ascii=False, indent=2) + "\n")
+
+    def _put(self, line: str) -> None:
         try:
             if self.path is not None:
                 handle = self._begin()

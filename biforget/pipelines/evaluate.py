@@ -414,15 +414,6 @@ def print_report(report: dict[str, Any]) -> None:
 
 def write_report(report: dict[str, Any]) -> None:
     """The report as one JSON document on stdout, UTF-8 whatever the locale (as records are)."""
-    import json
-    import sys
+    from biforget.io.jsonl import RecordWriter
 
-    text = json.dumps(report, ensure_ascii=False, indent=2) + "\n"
-    buffer = getattr(sys.stdout, "buffer", None)
-    if buffer is not None:
-        sys.stdout.flush()
-        buffer.write(text.encode("utf-8"))
-        buffer.flush()
-    else:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+    RecordWriter().write_document(report)

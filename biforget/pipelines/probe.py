@@ -36,7 +36,7 @@ from biforget.metrics.mink import MiaScores, mia_scores
 from biforget.models.base import Embedder, GenerationRequest, TextModel
 from biforget.parse import clean_output
 from biforget.pipelines import wave_size
-from biforget.records import Record, derive_seed, make_record
+from biforget.records import Provenance, Record, derive_seed, make_record
 from biforget.templates import Template, load_family
 
 JAILBREAK = "probe/jailbreak"
@@ -245,8 +245,9 @@ class _Prober:
         self.config = config
         self.points = points
         self.tracker = tracker
-        self.settings = config.settings()
-        self.origin_settings = {k: v for k, v in self.settings.items() if k not in _NOT_IN_IDS}
+        settings = config.settings()
+        origin_settings = {k: v for k, v in settings.items() if k not in _NOT_IN_IDS}
+        self.provenance = Provenance(model.name, embedder.name, settings, origin_settings)
         self.anchors = embedder.embed([config.topic, *(p.text for p in points)])
         self.dedup = Deduplicator(config.dedup_threshold)
 
@@ -318,28 +319,20 @@ class _Prober:
     def record(self, stage: str, candidate: _Candidate, threshold: Threshold | None = None) -> Record:
         attempt = candidate.attempt
         point = attempt.point
-        gen: dict[str, Any] = {
-            "model": self.model.name,
-            **attempt.template.provenance(),
+        template = attempt.template.provenance()
+        fields: dict[str, Any] = {
             "temperature": self.config.temperature,
             "top_p": self.config.top_p,
             "seed": self.config.seed,
             "attempt": attempt.index,
         }
         if point is not None:
-            gen["point"] = point.text
-        gen["embedder"] = self.embedder.name
-        if threshold is not None:
-            gen["mia"] = threshold.provenance()
-        gen["settings"] = self.settings
-        origin = {
-            "model": self.model.name,
-            "embedder": self.embedder.name,
-            "template": attempt.template.provenance(),
-            "point": point.text if point else None,
-            "attempt": attempt.index,
-            "settings": self.origin_settings,
-        }
+            fields["point"] = point.text
+        scoring = {"mia": threshold.provenance()} if threshold is not None else None
+        gen = self.provenance.gen(template, fields, scoring)
+        origin = self.provenance.origin(
+            template, {"point": point.text if point else None, "attempt": attempt.index}
+        )
         scores: dict[str, float] = {}
         if candidate.scores is not None:
             scores.update(candidate.scores.as_dict())

@@ -12,23 +12,22 @@ consecutive samples spans the templates and temperatures as evenly as the counts
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from biforget import console
 from biforget.config import SynthesizeConfig
 from biforget.console import Tracker
 from biforget.dedup import Deduplicator
 from biforget.errors import UsageError
+from biforget.io.jsonl import RecordWriter
 from biforget.metrics.diversity import DiversityTracker
 from biforget.models.base import Embedder, GenerationRequest, TextModel
 from biforget.parse import clean_output
 from biforget.pipelines import wave_size
-from biforget.records import Record, derive_seed, make_record
+from biforget.records import Provenance, Record, derive_seed, make_record
 from biforget.templates import Template, load_family, load_folder
 
 STAGE = "synthesize"
@@ -131,19 +130,18 @@ def unit_seed(unit: Unit, seed: int) -> int:
 
 
 class _Trace:
-    """The diversity curve as JSONL lines `{"samples": N, "diversity": D}`, flushed per line."""
+    """The diversity curve as JSONL lines `{"samples": N, "diversity": D}`, written by the record writer."""
 
     def __init__(self, path: Path | None) -> None:
-        self._handle: IO[str] | None = path.open("w", encoding="utf-8") if path else None
+        self._writer = RecordWriter(path) if path else None
 
     def write(self, samples: int, diversity: float) -> None:
-        if self._handle:
-            self._handle.write(json.dumps({"samples": samples, "diversity": round(diversity, 6)}) + "\n")
-            self._handle.flush()
+        if self._writer:
+            self._writer.write({"samples": samples, "diversity": round(diversity, 6)})
 
     def close(self) -> None:
-        if self._handle:
-            self._handle.close()
+        if self._writer:
+            self._writer.close()
 
 
 def synthesize_samples(
@@ -265,28 +263,23 @@ def _make_sample(
     if cleaned.text is None:
         return cleaned.reason or "rejected"
     topic = _topic(unit.point, config)
-    gen = {
-        "model": model.name,
-        **unit.template.provenance(),
-        "temperature": unit.temperature,
-        "top_p": config.top_p,
-        "round": unit.round,
-        "sample": unit.sample,
-        "seed": config.seed,
-        "unit": index,
-        "point": unit.point["text"],
-        "embedder": embedder.name,
-        "settings": settings,
-    }
-    origin = {
-        "model": model.name,
-        "embedder": embedder.name,
-        "template": unit.template.provenance(),
-        "temperature": unit.temperature,
-        "round": unit.round,
-        "sample": unit.sample,
-        "settings": origin_settings,
-    }
+    provenance = Provenance(model.name, embedder.name, settings, origin_settings)
+    template = unit.template.provenance()
+    gen = provenance.gen(
+        template,
+        {
+            "temperature": unit.temperature,
+            "top_p": config.top_p,
+            "round": unit.round,
+            "sample": unit.sample,
+            "seed": config.seed,
+            "unit": index,
+            "point": unit.point["text"],
+        },
+    )
+    origin = provenance.origin(
+        template, {"temperature": unit.temperature, "round": unit.round, "sample": unit.sample}
+    )
     return make_record(
         kind="sample",
         text=cleaned.text,
