@@ -379,6 +379,7 @@ def probe_samples(
     references: Sequence[str] | None = None,
     existing: Iterable[Record] = (),
     tracker: Tracker | None = None,
+    templates: dict[str, list[Template]] | None = None,
 ) -> Iterator[Record]:
     """Yield new `sample` records from jailbreak probing, then from membership-inference probing.
 
@@ -388,7 +389,7 @@ def probe_samples(
     (`--resume`): they rebuild the dedup memory and each probe restarts at the last attempt it reached.
     """
     tracker = tracker or Tracker()
-    templates = load_probe_templates()
+    templates = templates or load_probe_templates()
     domain = list(points) if points is not None else domain_points(inputs)
     console.info(f"probe: topic {config.topic!r}, {len(domain)} point(s), {len(inputs)} input record(s)")
     prober = _Prober(model, embedder, config, domain, tracker)

@@ -311,6 +311,7 @@ def rewrite_facts(
     existing: Iterable[Record] = (),
     reject: Reject | None = None,
     tracker: Tracker | None = None,
+    templates: RewriteTemplates | None = None,
 ) -> Iterator[Record]:
     """Yield each fact's record followed by its accepted variants, block by block.
 
@@ -318,7 +319,7 @@ def rewrite_facts(
     one they reach are skipped, that block is regenerated and the caller skips the ids already written.
     """
     tracker = tracker or Tracker()
-    templates = load_rewrite_templates()
+    templates = templates or load_rewrite_templates()
     unique: list[Fact] = []
     records: list[Record] = []
     seen: set[str] = set()

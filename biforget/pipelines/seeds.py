@@ -48,11 +48,17 @@ def _merged_candidates(outputs: list[str]) -> list[str]:
 
 
 def generate_points(
-    model: TextModel, embedder: Embedder, config: SeedsConfig, tracker: Tracker | None = None
+    model: TextModel,
+    embedder: Embedder,
+    config: SeedsConfig,
+    tracker: Tracker | None = None,
+    *,
+    templates: tuple[Template, Template] | None = None,
 ) -> Iterator[Record]:
-    """Yield `point` records level by level (breadth first), at most `config.max_points` of them."""
+    """Yield `point` records level by level (breadth first), at most `config.max_points` of them.
+    `templates` are `load_seed_templates()`, when the caller has loaded them already."""
     tracker = tracker or Tracker()
-    root, child = load_seed_templates()
+    root, child = templates or load_seed_templates()
     dedup = Deduplicator(config.dedup_threshold)
     # The topic itself is never a point of itself.
     dedup.add(config.topic, embedder.embed([config.topic])[0])

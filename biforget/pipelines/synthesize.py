@@ -153,6 +153,7 @@ def synthesize_samples(
     existing: Iterable[Record] = (),
     trace: Path | None = None,
     tracker: Tracker | None = None,
+    templates: Sequence[Template] | None = None,
 ) -> Iterator[Record]:
     """Yield accepted `sample` records until diversity converges, the plan ends or `max_samples`.
 
@@ -160,7 +161,7 @@ def synthesize_samples(
     dedup and convergence state, and the plan restarts at the last request they reached.
     """
     tracker = tracker or Tracker()
-    templates = select_templates(config.templates, config.template_dir)
+    templates = templates or select_templates(config.templates, config.template_dir)
     settings = config.settings()
     origin_settings = {k: v for k, v in settings.items() if k not in _NOT_IN_IDS}
     units = plan_units(points, templates, config)
