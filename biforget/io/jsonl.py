@@ -104,7 +104,7 @@ def open_input(path: str | Path | None, *, on_error: OnError = "fail") -> InputS
     return InputSource(str(file), handle, on_error, named=True, _owned=True)
 
 
-def _decode_line(raw: bytes, source: str, number: int) -> str:
+def decode_line(raw: bytes, source: str, number: int) -> str:
     if b"\x00" in raw:
         raise InputError("binary data (NUL byte), not JSONL text", source=source, line=number)
     try:
@@ -128,7 +128,7 @@ def _parse_line(text: str, source: str, number: int) -> Record:
     return value
 
 
-def _lines(stream: IO[bytes], limit: int) -> Iterator[tuple[bytes, int]]:
+def bounded_lines(stream: IO[bytes], limit: int = MAX_LINE_BYTES) -> Iterator[tuple[bytes, int]]:
     """Each line with its length in bytes; a line over `limit` comes back empty, read past in chunks."""
     while True:
         raw = stream.readline(limit + 1)
@@ -146,6 +146,12 @@ def _lines(stream: IO[bytes], limit: int) -> Iterator[tuple[bytes, int]]:
         yield b"", size
 
 
+def line_too_long(size: int, limit: int, source: str, number: int) -> InputError:
+    return InputError(
+        f"line of {size:,} bytes, over the {limit:,} a record may hold", source=source, line=number
+    )
+
+
 def iter_records(
     source: InputSource,
     *,
@@ -161,15 +167,11 @@ def iter_records(
         return
     needed = tuple(required)
     try:
-        for number, (raw, size) in enumerate(_lines(source.stream, max_line_bytes), start=1):
+        for number, (raw, size) in enumerate(bounded_lines(source.stream, max_line_bytes), start=1):
             try:
                 if size > max_line_bytes:
-                    raise InputError(
-                        f"line of {size:,} bytes, over the {max_line_bytes:,} a record may hold",
-                        source=source.name,
-                        line=number,
-                    )
-                text = _decode_line(raw, source.name, number)
+                    raise line_too_long(size, max_line_bytes, source.name, number)
+                text = decode_line(raw, source.name, number)
                 if not text.strip():
                     continue
                 record = _parse_line(text, source.name, number)
@@ -227,7 +229,7 @@ def read_existing(path: Path) -> tuple[list[Record], int]:
         end = offset + len(raw) + (0 if is_last else 1)
         if raw.strip():
             try:
-                records.append(_parse_line(_decode_line(raw, str(path), number), str(path), number))
+                records.append(_parse_line(decode_line(raw, str(path), number), str(path), number))
             except InputError:
                 if is_last or all(not rest.strip() for rest in lines[number:]):
                     console.warn(f"{path}:{number}: dropped a torn last line from an interrupted run")

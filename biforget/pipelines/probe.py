@@ -64,7 +64,7 @@ def load_probe_templates() -> dict[str, list[Template]]:
     return {stage: load_family(stage, allowed=PLACEHOLDERS, required={"point"}) for stage in (JAILBREAK, MIA)}
 
 
-def is_qa_template(template: Template) -> bool:
+def is_qa_probe(template: Template) -> bool:
     """Templates named `qa-*` ask for one question and its answer; their outputs keep that structure."""
     return template.id.rpartition("/")[2].startswith("qa-")
 
@@ -293,7 +293,7 @@ class _Prober:
             cleaned = clean_output(
                 texts[0] if texts else "",
                 prompt,
-                qa=is_qa_template(attempt.template),
+                qa=is_qa_probe(attempt.template),
                 min_words=config.min_words,
             )
             reason = (

@@ -73,12 +73,13 @@ def _matches(template: Template, key: str) -> bool:
     return key in (template.id, short, family) or (key in FAMILIES and short.startswith(f"user/{key}/"))
 
 
-def is_qa_template(template: Template) -> bool:
+def in_qa_family(template: Template) -> bool:
+    """Templates of the `qa` family (built-in or a user's) ask for a question and its answer."""
     return "/qa/" in f"/{template.id}/"
 
 
 @dataclass(frozen=True)
-class Unit:
+class PlannedSample:
     """One request of the plan: a sample of a point through a template at a temperature."""
 
     point: Record
@@ -101,10 +102,10 @@ def interleaved_combinations(templates: int, temperatures: int) -> list[tuple[in
 
 def plan_units(
     points: Sequence[Record], templates: Sequence[Template], config: SynthesizeConfig
-) -> list[Unit]:
+) -> list[PlannedSample]:
     """The fixed work plan: rounds, then sample passes, then turns of the points over the combinations."""
     combinations = interleaved_combinations(len(templates), len(config.temperatures))
-    units: list[Unit] = []
+    units: list[PlannedSample] = []
     for round_index in range(config.rounds):
         for sample in range(config.samples):
             for turn in range(len(combinations)):
@@ -115,14 +116,14 @@ def plan_units(
                         (turn + position + sample + round_index) % len(combinations)
                     ]
                     units.append(
-                        Unit(
+                        PlannedSample(
                             point, templates[template], config.temperatures[temperature], round_index, sample
                         )
                     )
     return units
 
 
-def unit_seed(unit: Unit, seed: int) -> int:
+def unit_seed(unit: PlannedSample, seed: int) -> int:
     """A request's seed from its identity alone, so neither its batch nor the plan's order changes it."""
     return derive_seed(
         seed, STAGE, unit.point.get("id"), unit.template.id, unit.temperature, unit.round, unit.sample
@@ -251,7 +252,7 @@ def _topic(point: Record, config: SynthesizeConfig) -> str:
 def _make_sample(
     model: TextModel,
     embedder: Embedder,
-    unit: Unit,
+    unit: PlannedSample,
     index: int,
     raw: str,
     prompt: str,
@@ -260,7 +261,7 @@ def _make_sample(
     origin_settings: dict[str, object],
 ) -> Record | str:
     """A sample record from one raw output, or the reason it was rejected."""
-    cleaned = clean_output(raw, prompt, qa=is_qa_template(unit.template), min_words=config.min_words)
+    cleaned = clean_output(raw, prompt, qa=in_qa_family(unit.template), min_words=config.min_words)
     if cleaned.text is None:
         return cleaned.reason or "rejected"
     topic = _topic(unit.point, config)
