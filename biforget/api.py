@@ -22,11 +22,12 @@ from biforget.config import (
 from biforget.console import Tracker
 from biforget.errors import InputError, OutputError, UsageError
 from biforget.io.facts import Fact
-from biforget.io.jsonl import InputSource, RecordWriter, check_paths, make_folder, unique_ids
+from biforget.io.jsonl import InputSource, RecordWriter
+from biforget.io.paths import check_paths, make_folder
 from biforget.models import load_embedder, load_text_model
 from biforget.models.base import Capability, Embedder, TextModel, require
 from biforget.pipelines.export import ExportResult
-from biforget.records import Record
+from biforget.records import Record, unique_ids
 
 if TYPE_CHECKING:
     from biforget.models.base import Tokenizer
@@ -367,7 +368,7 @@ def check_folder(path: Path) -> None:
 
 def print_evaluation(report: dict[str, Any]) -> None:
     """The report as one JSON document on stdout and, unless quiet, a side-by-side table on stderr."""
-    from biforget.pipelines.evaluate import print_report, write_report
+    from biforget.pipelines.evaluate_report import print_report, write_report
 
     write_report(report)  # the writer maps a closed stdout or a gone reader to their errors
     print_report(report)

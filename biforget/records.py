@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,3 +115,26 @@ def make_record(
     record["gen"] = gen
     record["scores"] = dict(scores or {})
     return record
+
+
+def unique_ids(records: Iterable[Record]) -> Iterator[Record]:
+    """Every record with a string id no earlier record of the stream has.
+
+    Generated records carry unique hashes already; passthrough input may have no id, a number, or one
+    another record shares, and `--resume` finds work by id, so those get an id derived from what the
+    record was (its old id, its text, how often that pair came before). The same input in the same order
+    gives the same ids, which is what lets a resumed run skip them."""
+    seen: set[str] = set()
+    for record in records:
+        old = record.get("id")
+        current = str(old) if isinstance(old, int) and not isinstance(old, bool) else old
+        if not isinstance(current, str) or not current or current in seen:
+            occurrence = 0
+            current = make_id(stage="input", previous=old, text=record.get("text"))
+            while current in seen:
+                occurrence += 1
+                current = make_id(stage="input", previous=old, text=record.get("text"), occurrence=occurrence)
+        if current != old:
+            record = {**record, "id": current} if "id" in record else {"id": current, **record}
+        seen.add(current)
+        yield record
