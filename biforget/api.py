@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -21,13 +20,14 @@ from biforget.config import (
     SynthesizeConfig,
 )
 from biforget.console import Tracker
-from biforget.errors import InputError, OutputError, ReaderGone, UsageError
-from biforget.io.export import ExportResult
+from biforget.errors import InputError, OutputError, UsageError
 from biforget.io.facts import Fact
-from biforget.io.jsonl import InputSource, RecordWriter, check_paths, make_folder, unique_ids
+from biforget.io.jsonl import InputSource, RecordWriter
+from biforget.io.paths import check_paths, make_folder
 from biforget.models import load_embedder, load_text_model
 from biforget.models.base import Capability, Embedder, TextModel, require
-from biforget.records import Record
+from biforget.pipelines.export import ExportResult
+from biforget.records import Record, unique_ids
 
 if TYPE_CHECKING:
     from biforget.models.base import Tokenizer
@@ -44,6 +44,16 @@ def load_models(options: ModelOptions) -> tuple[TextModel, Embedder]:
     return model, embedder
 
 
+def _models(
+    options: ModelOptions | None, model: TextModel | None, embedder: Embedder | None
+) -> tuple[TextModel, Embedder]:
+    """The caller's model and embedder, loading (together, once) whichever was not passed."""
+    if model is not None and embedder is not None:
+        return model, embedder
+    loaded_model, loaded_embedder = load_models(options or ModelOptions())
+    return model or loaded_model, embedder or loaded_embedder
+
+
 def seeds(
     config: SeedsConfig,
     options: ModelOptions | None = None,
@@ -55,12 +65,9 @@ def seeds(
     """Key points of `config.topic` as `point` records. Pass `model`/`embedder` to reuse loaded ones."""
     from biforget.pipelines.seeds import generate_points, load_seed_templates
 
-    load_seed_templates()  # template errors surface before a model is loaded
-    if model is None or embedder is None:
-        loaded_model, loaded_embedder = load_models(options or ModelOptions())
-        model = model or loaded_model
-        embedder = embedder or loaded_embedder
-    yield from generate_points(model, embedder, config, tracker)
+    templates = load_seed_templates()  # template errors surface before a model is loaded
+    model, embedder = _models(options, model, embedder)
+    yield from generate_points(model, embedder, config, tracker, templates=templates)
 
 
 def synthesize(
@@ -82,7 +89,7 @@ def synthesize(
     from biforget.pipelines.seeds import generate_points, load_seed_templates
     from biforget.pipelines.synthesize import select_templates, synthesize_samples
 
-    select_templates(config.templates, config.template_dir)  # template errors before any model loads
+    templates = select_templates(config.templates, config.template_dir)  # errors before any model loads
     points: list[Record] = []
     for record in records:
         if record.get("kind") == "point":
@@ -91,17 +98,13 @@ def synthesize(
             yield record
     if not points and seeds_config is None:
         raise UsageError("no point records on input; pipe `biforget seeds` in, or pass --topic")
-    if not points:
-        load_seed_templates()
-    if model is None or embedder is None:
-        loaded_model, loaded_embedder = load_models(options or ModelOptions())
-        model = model or loaded_model
-        embedder = embedder or loaded_embedder
+    seed_templates = load_seed_templates() if not points else None
+    model, embedder = _models(options, model, embedder)
     if not points and seeds_config is not None:
-        points = list(generate_points(model, embedder, seeds_config, tracker))
+        points = list(generate_points(model, embedder, seeds_config, tracker, templates=seed_templates))
         console.info(f"synthesize: listed {len(points)} point(s) for {seeds_config.topic!r}")
     yield from synthesize_samples(
-        model, embedder, points, config, existing=existing, trace=trace, tracker=tracker
+        model, embedder, points, config, existing=existing, trace=trace, tracker=tracker, templates=templates
     )
 
 
@@ -123,7 +126,7 @@ def rewrite(
     """
     from biforget.pipelines.rewrite import load_rewrite_templates, rewrite_facts
 
-    load_rewrite_templates()  # template errors surface before a model is loaded
+    templates = load_rewrite_templates()  # template errors surface before a model is loaded
     facts = list(facts)
     if not facts:
         raise InputError("no facts to rewrite")
@@ -132,12 +135,16 @@ def rewrite(
         if keep_rejected is not None:
             # Taken (and checked) before the model loads, emptied only once the run writes to it.
             reject = stack.enter_context(RecordWriter(keep_rejected, make_parents=False)).write
-        if model is None or embedder is None:
-            loaded_model, loaded_embedder = load_models(options or ModelOptions())
-            model = model or loaded_model
-            embedder = embedder or loaded_embedder
+        model, embedder = _models(options, model, embedder)
         yield from rewrite_facts(
-            model, embedder, facts, config, existing=existing, reject=reject, tracker=tracker
+            model,
+            embedder,
+            facts,
+            config,
+            existing=existing,
+            reject=reject,
+            tracker=tracker,
+            templates=templates,
         )
 
 
@@ -162,7 +169,7 @@ def probe(
     from biforget.pipelines.probe import domain_points, load_probe_templates, probe_samples
 
     # Templates, points and reference texts are checked before any record is written or model loaded.
-    load_probe_templates()
+    templates = load_probe_templates()
     points = domain_points((), read_all(points_file, allow_empty=False)) if points_file is not None else None
     references = None
     if config.mia and config.mia_calibrate is not None:
@@ -173,10 +180,7 @@ def probe(
         yield record
     if not config.jailbreak and not config.mia:
         return
-    if model is None or embedder is None:
-        loaded_model, loaded_embedder = load_models(options or ModelOptions())
-        model = model or loaded_model
-        embedder = embedder or loaded_embedder
+    model, embedder = _models(options, model, embedder)
     if config.mia:
         require(model, Capability.LOGPROBS, "--mia (Min-K% scoring)")
         if config.mia_score == "mink++":
@@ -190,6 +194,7 @@ def probe(
         references=references,
         existing=existing,
         tracker=tracker,
+        templates=templates,
     )
 
 
@@ -251,7 +256,8 @@ def export(
     `source` is the InputSource `records` are read from (`iter_records(source, required=())`); errors then
     name its file and line, and its --on-error skip applies. Loads no model and imports no torch.
     """
-    from biforget.io.export import check_destination, export_items, no_records_message, select
+    from biforget.io.export import check_destination
+    from biforget.pipelines.export import export_items, no_records_message, select
 
     check_destination(config.out, config.force)  # before any input is read
 
@@ -362,16 +368,9 @@ def check_folder(path: Path) -> None:
 
 def print_evaluation(report: dict[str, Any]) -> None:
     """The report as one JSON document on stdout and, unless quiet, a side-by-side table on stderr."""
-    from biforget.pipelines.evaluate import print_report, write_report
+    from biforget.pipelines.evaluate_report import print_report, write_report
 
-    if sys.stdout is None or sys.stdout.closed:
-        raise OutputError("<stdout>: stdout is closed")
-    try:
-        write_report(report)
-    except BrokenPipeError:
-        raise ReaderGone("<stdout>: the reader went away") from None
-    except OSError as exc:
-        raise OutputError(f"<stdout>: cannot write: {exc.strerror or exc}") from None
+    write_report(report)  # the writer maps a closed stdout or a gone reader to their errors
     print_report(report)
     if report.get("plots"):
         console.info("plots: " + ", ".join(report["plots"]))

@@ -2,15 +2,14 @@
 
 Small models echo the prompt, open with labels ("Sure! Here is a passage:"), loop on a word or a
 sentence, and stop mid-sentence when the token budget runs out. Each rule below removes one of those
-faults; an output that is empty, a refusal, or too short after cleaning is dropped with a reason.
+faults. The readers that turn an output into a record's fields, and drop it with a reason when it is
+empty, a refusal or too short, are in biforget/parse.py.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
-from biforget.records import qa_text
 from biforget.text import normalise, sentences
 
 # Phrases that open a refusal or a deflection. An apology alone is not one: dialogue in domain text says
@@ -51,35 +50,11 @@ _LABEL_LINE = re.compile(
 # A sentence is finished when it ends in . ! ? or an ellipsis, maybe inside quotes, brackets or emphasis.
 _FINISHED = re.compile(r"[.!?…][\"'”’)\]*_]*$")
 _BLANK_RUN = re.compile(r"\n{3,}")
-# QA labels open a line: "Question: ...", "**Q1:** ...", "Answer - ...", "A) ...", and the way the default
-# model often writes them, "The question is: ..." and "The answer: ...". A bare "q"/"a" needs : ) or .
-# after it, so a line that opens with the article ("A wizard ...") is no answer label.
-_QUESTION_LABEL = re.compile(
-    r"^[^\w\n]*(?:question\s*\d*\s*[:.)-]|the\s+question(?:\s+is)?\s*:|q\s*\d*\s*[:.)])[\s*_]*", re.IGNORECASE
-)
-_ANSWER_LABEL = re.compile(
-    r"^[^\w\n]*(?:answer\s*\d*\s*[:.)-]|the\s+answer(?:\s+is)?\s*:|a\s*\d*\s*[:.)])[\s*_]*", re.IGNORECASE
-)
-# The answer written on the question's own line, after the question ends: "Question: Who is he? Answer:
-# The headmaster." ("What is the answer: yes or no?" asks on.)
-_INLINE_ANSWER = re.compile(
-    r"(?<=[?.!\"”’*)])\s+(?:\*\*)?(?:the\s+)?answer(?:\s+is)?\s*:[\s*_]*", re.IGNORECASE
-)
-# A line of asterisks, dashes or the like: the model closing one example before it writes another.
-_SEPARATOR = re.compile(r"^\s*(?:[*\-_=#~]\s*){3,}$")
 _WORD_LOOP = re.compile(r"\b((?:\w+[\s,;]+){1,3}?)\1+", re.IGNORECASE)
 MIN_WORDS = 12
 # A sentence repeated is a loop only when it says something: a short one ("Yes.", "Thank you.") may come
 # back in real text.
 MIN_LOOP_WORDS = 4
-
-
-@dataclass(frozen=True)
-class Cleaned:
-    text: str | None
-    reason: str | None = None
-    question: str | None = None
-    answer: str | None = None
 
 
 def is_refusal(text: str) -> bool:
@@ -98,7 +73,7 @@ def strip_echo(text: str, prompt: str) -> str:
     return "\n".join(kept).strip()
 
 
-def _strip_opening_labels(text: str) -> str:
+def strip_opening_labels(text: str) -> str:
     previous = None
     while previous != text:
         previous = text
@@ -109,7 +84,7 @@ def _strip_opening_labels(text: str) -> str:
 def strip_labels(text: str) -> str:
     """Drop an opening label or preamble such as "Passage:" or "Sure! Here is a summary:", and every line
     that is only a label ("Answer:" over the answer it names)."""
-    return _strip_opening_labels(_LABEL_LINE.sub("", _strip_opening_labels(text)))
+    return strip_opening_labels(_LABEL_LINE.sub("", strip_opening_labels(text)))
 
 
 def cut_word_loops(text: str) -> str:
@@ -158,83 +133,10 @@ def cut_unfinished(text: str) -> str:
     return "".join(pieces[:-1]).rstrip()
 
 
-def _tidy_lines(text: str) -> str:
+def tidy_lines(text: str) -> str:
     """Trailing spaces off every line and one blank line at most between paragraphs."""
     return _BLANK_RUN.sub("\n\n", "\n".join(line.rstrip() for line in text.splitlines())).strip()
 
 
-def _clean_body(text: str) -> str:
-    return _tidy_lines(cut_unfinished(drop_repeated_sentences(cut_word_loops(strip_labels(text)))))
-
-
-def _question_line(line: str) -> str:
-    return " ".join(line.split()).strip(" \"'“”‘’*_")
-
-
-def parse_qa(text: str) -> tuple[str, str] | None:
-    """The question and the answer of an output in the templates' form, "Question: ...\nAnswer: ...",
-    or None. The question is one line that asks something (has a "?"), on its label's line or under a
-    bare label; the answer runs, line breaks kept, up to the next question or answer label or a separator
-    line. Lead-in lines that end in a colon ("The question and answer are as follows:") may come first;
-    other prose may not."""
-    lines = text.strip().splitlines()
-    index = 0
-    while index < len(lines) and not _QUESTION_LABEL.match(lines[index]):
-        if lines[index].strip() and not lines[index].rstrip().endswith(":"):
-            return None
-        index += 1
-    if index == len(lines):
-        return None
-    rest = lines[index + 1 :]
-    question = _QUESTION_LABEL.sub("", lines[index], count=1)
-    if not question.strip():
-        while rest and not rest[0].strip():
-            rest.pop(0)
-        if not rest or _ANSWER_LABEL.match(rest[0]):
-            return None
-        question = rest.pop(0)
-    inline = _INLINE_ANSWER.search(question)
-    if inline:
-        rest = [question[inline.end() :], *rest]
-        question = question[: inline.start()]
-    else:
-        while rest and not rest[0].strip():
-            rest.pop(0)
-        if not rest or not _ANSWER_LABEL.match(rest[0]):
-            return None
-        rest[0] = _ANSWER_LABEL.sub("", rest[0], count=1)
-    answer: list[str] = []
-    for position, line in enumerate(rest):
-        opens_another = position > 0 and (_QUESTION_LABEL.match(line) or _ANSWER_LABEL.match(line))
-        if opens_another or _SEPARATOR.match(line):
-            break
-        answer.append(line.rstrip())
-    pair = _question_line(question), _tidy_lines("\n".join(answer))
-    # A "question" that asks nothing is a statement under a label, not the first half of a QA pair.
-    if "?" not in pair[0] or len(pair[1].split()) < 2:
-        return None
-    return pair
-
-
-def clean_output(text: str, prompt: str = "", *, qa: bool = False, min_words: int = MIN_WORDS) -> Cleaned:
-    """Apply every rule in order; return the cleaned text, or None with the reason it was dropped.
-
-    With `qa`, an output in the question/answer form becomes a question and an answer, each cleaned on its
-    own; one that is not in that form is cleaned as prose."""
-    if is_refusal(text):
-        return Cleaned(None, "refusal")
-    text = _strip_opening_labels(strip_echo(text, prompt))
-    # Read the QA form first, while its labels still stand at the starts of their lines.
-    pair = parse_qa(text) if qa else None
-    if pair is not None:
-        question, answer = pair[0], _clean_body(pair[1])
-        if len(answer.split()) >= 2:
-            if len(qa_text(question, answer).split()) < min_words:
-                return Cleaned(None, "too_short")
-            return Cleaned(qa_text(question, answer), None, question, answer)
-    cleaned = _clean_body(text)
-    if not cleaned:
-        return Cleaned(None, "empty")
-    if len(cleaned.split()) < min_words:
-        return Cleaned(None, "too_short")
-    return Cleaned(cleaned)
+def clean_body(text: str) -> str:
+    return tidy_lines(cut_unfinished(drop_repeated_sentences(cut_word_loops(strip_labels(text)))))

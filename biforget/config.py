@@ -1,5 +1,9 @@
 """Every default in one place: frozen dataclasses the CLI, the library and the config file all read.
 
+This module holds the shared model options and the generating commands' settings; `export` and
+`evaluate` have theirs in biforget/config_sets.py and the machinery in biforget/config_base.py, all
+importable from here.
+
 A `--config FILE` (TOML) holds a `[defaults]` table shared by all commands and one table per command;
 flags override the file and the file overrides these defaults. The resolved settings travel in each
 record's `gen` field.
@@ -9,116 +13,58 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
-from collections.abc import Mapping, Sequence
-from dataclasses import MISSING, Field, asdict, dataclass, fields
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar
 
+from biforget.config_base import (
+    FromMapping,
+    check_finite,
+    check_positive,
+    check_sampling,
+    check_unit,
+    command_table,
+    config_default_map,
+    config_from_mapping,
+    flag_for,
+    load_config_file,
+    option_names,
+    parse_float_list,
+    parse_min_score,
+    parse_name_list,
+)
+from biforget.config_sets import DEFAULT_EXPORT_KINDS, EXPORT_FORMATS, EvaluateConfig, ExportConfig
 from biforget.errors import UsageError
 
-ConfigT = TypeVar("ConfigT")
-
-
-def flag_for(config_type: type, name: str) -> str:
-    """The command-line flag of a setting: `max_points` is `--max-points`, an aliased field its alias."""
-    aliases: Mapping[str, str] = getattr(config_type, "ALIASES", {})
-    option = next((alias for alias, field_name in aliases.items() if field_name == name), name)
-    return "--" + option.replace("_", "-")
-
-
-def check_finite(config: Any) -> None:
-    """No NaN or infinity in any number: they pass every range check (NaN compares false) and end up
-    in records as `NaN`/`Infinity`, which is not JSON."""
-    for item in fields(config):
-        values = getattr(config, item.name)
-        stack = list(values) if isinstance(values, tuple) else [values]
-        while stack:
-            value = stack.pop()
-            if isinstance(value, tuple):
-                stack.extend(value)
-            elif isinstance(value, float) and not math.isfinite(value):
-                raise UsageError(f"{flag_for(type(config), item.name)} must be a finite number, not {value}")
-
-
-def _coerce(config_type: type, item: Field[Any], value: Any) -> Any:
-    """A value from a TOML table or the CLI's parsed options, in the field's own type."""
-    flag = flag_for(config_type, item.name)
-    kind = str(item.type)
-    if value is None:
-        if "None" in kind:
-            return None
-        if kind.startswith("tuple"):
-            return _default(item)
-        raise UsageError(f"{flag} needs a value")
-    if kind.startswith("tuple[float"):
-        return parse_float_list(flag, value)
-    if kind.startswith("tuple[tuple[str, float]"):
-        items = [value] if isinstance(value, str) else list(value)
-        return tuple(parse_min_score(str(entry)) for entry in items)
-    if kind.startswith("tuple[str"):
-        if isinstance(value, str):
-            return parse_name_list(flag, value)
-        return tuple(str(entry) for entry in value)
-    if kind.startswith("Path"):
-        return Path(value)
-    if kind.startswith("bool"):
-        if not isinstance(value, bool):
-            raise UsageError(f"{flag} must be true or false, not {value!r}")
-        return value
-    if kind.startswith("int"):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise UsageError(f"{flag} must be a whole number, not {value!r}")
-        return value
-    if kind.startswith("float"):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise UsageError(f"{flag} must be a number, not {value!r}")
-        return float(value)
-    if not isinstance(value, str):
-        raise UsageError(f"{flag} must be text, not {value!r}")
-    return value
-
-
-def _default(item: Field[Any]) -> Any:
-    if item.default is not MISSING:
-        return item.default
-    return item.default_factory()  # type: ignore[operator]
-
-
-def config_from_mapping(
-    config_type: type[ConfigT], mapping: Mapping[str, Any], *, strict: bool = True
-) -> ConfigT:
-    """A settings dataclass from option-style keys: a TOML table (dashes or underscores), or the options
-    a command parsed. `strict=False` ignores keys the dataclass does not have (other commands' options,
-    the model options beside a command's own); values are checked as flags are."""
-    known = {item.name: item for item in fields(config_type)}  # type: ignore[arg-type]
-    aliases: Mapping[str, str] = getattr(config_type, "ALIASES", {})
-    values: dict[str, Any] = {}
-    for key, value in mapping.items():
-        name = aliases.get(_normalise_key(key), _normalise_key(key))
-        if name not in known:
-            if strict:
-                raise UsageError(f"unknown setting {key!r} for {config_type.__name__}")
-            continue
-        values[name] = _coerce(config_type, known[name], value)
-    return config_type(**values)
-
-
-class FromMapping:
-    """`from_mapping` on every settings dataclass, so a library user builds them from the same TOML."""
-
-    @classmethod
-    def from_mapping(cls, mapping: Mapping[str, Any], *, strict: bool = True) -> Self:
-        return config_from_mapping(cls, mapping, strict=strict)
-
-
-def command_table(path: Path, command: str) -> dict[str, Any]:
-    """The file's settings for one command: `[defaults]`, then the command's own table over it.
-
-    `SeedsConfig.from_mapping(table, strict=False)` and `ModelOptions.from_mapping(table, strict=False)`
-    then give a library run the settings `biforget seeds --config FILE` would use."""
-    tables = load_config_file(path)
-    return {**tables.get("defaults", {}), **tables.get(command, {})}
+# The shared machinery and the set commands' settings live in their own modules; this one is where a
+# caller finds every settings class and helper by its old name.
+__all__ = [
+    "DEFAULT_EXPORT_KINDS",
+    "EXPORT_FORMATS",
+    "MIA_SCORES",
+    "EvaluateConfig",
+    "ExportConfig",
+    "FromMapping",
+    "ModelOptions",
+    "ProbeConfig",
+    "RewriteConfig",
+    "SeedsConfig",
+    "SynthesizeConfig",
+    "check_finite",
+    "check_positive",
+    "check_sampling",
+    "check_unit",
+    "command_table",
+    "config_default_map",
+    "config_from_mapping",
+    "flag_for",
+    "load_config_file",
+    "option_names",
+    "parse_float_list",
+    "parse_min_score",
+    "parse_name_list",
+]
 
 
 @dataclass(frozen=True)
@@ -194,94 +140,6 @@ class SeedsConfig(FromMapping):
         values = asdict(self)
         values.pop("topic")
         return values
-
-
-def check_positive(flag: str, value: int) -> None:
-    if value < 1:
-        raise UsageError(f"{flag} must be at least 1, not {value}")
-
-
-def check_unit(flag: str, value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise UsageError(f"{flag} must lie in [0, 1], not {value}")
-
-
-def check_sampling(temperature: float, top_p: float) -> None:
-    if temperature < 0:
-        raise UsageError(f"temperature must be 0 or more, not {temperature}")
-    if not 0.0 < top_p <= 1.0:
-        raise UsageError(f"--top-p must lie in (0, 1], not {top_p}")
-
-
-def option_names(config_type: type) -> set[str]:
-    return {field.name for field in fields(config_type)}
-
-
-def _normalise_key(key: str) -> str:
-    return key.replace("-", "_")
-
-
-def load_config_file(path: Path) -> dict[str, dict[str, Any]]:
-    """Parse the TOML file into `{table: {key: value}}` with option-style keys normalised."""
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such config file") from None
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read config file: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{path}: config file is not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{path}: invalid TOML: {exc}") from None
-    tables: dict[str, dict[str, Any]] = {}
-    for name, table in raw.items():
-        if not isinstance(table, dict):
-            raise UsageError(f"{path}: top-level key {name!r} must be a table such as [defaults] or [seeds]")
-        tables[name] = {_normalise_key(key): value for key, value in table.items()}
-    return tables
-
-
-def config_default_map(
-    path: Path, commands: Mapping[str, Sequence[str]], *, file_only: Sequence[str] = ("config",)
-) -> dict[str, dict[str, Any]]:
-    """Defaults per command from the file: `[defaults]` first, then the command's own table.
-
-    `commands` maps each command to the option names it takes. A key no command takes, or a key in a
-    command's table that the command does not take, is an error that names it.
-    """
-    tables = load_config_file(path)
-    every_option = {name for names in commands.values() for name in names} - set(file_only)
-    for table, values in tables.items():
-        if table != "defaults" and table not in commands:
-            known = ", ".join(["defaults", *sorted(commands)])
-            raise UsageError(f"{path}: unknown table [{table}] (known: {known})")
-        accepted = every_option if table == "defaults" else set(commands[table]) - set(file_only)
-        for key in values:
-            if key not in accepted:
-                raise UsageError(f"{path}: unknown key {key!r} in [{table}]")
-    shared = tables.get("defaults", {})
-    result: dict[str, dict[str, Any]] = {}
-    for command, names in commands.items():
-        merged = {key: value for key, value in shared.items() if key in names}
-        merged.update(tables.get(command, {}))
-        if merged:
-            result[command] = merged
-    return result
-
-
-def parse_float_list(flag: str, value: str | Sequence[float]) -> tuple[float, ...]:
-    """`0.6,0.8,1.0` or a sequence of numbers, as a tuple; an unparsable item is a usage error."""
-    if not isinstance(value, str):
-        return tuple(float(v) for v in value)
-    try:
-        items = tuple(float(part) for part in value.split(",") if part.strip())
-    except ValueError:
-        raise UsageError(
-            f"{flag} must be comma-separated numbers such as 0.6,0.8,1.0, not {value!r}"
-        ) from None
-    if not items:
-        raise UsageError(f"{flag} must name at least one value")
-    return items
 
 
 @dataclass(frozen=True)
@@ -456,193 +314,4 @@ class ProbeConfig(FromMapping):
         values = asdict(self)
         values.pop("topic")
         values["mia_calibrate"] = str(self.mia_calibrate) if self.mia_calibrate else None
-        return values
-
-
-EXPORT_FORMATS = ("muse", "open-unlearning", "rmu", "dusk", "tofu", "hf", "csv", "txt")
-BENCHMARKS = ("tofu", "muse", "wmdp")
-# Records other than points, when --kinds is not given: points are lists of topics, not forget text.
-DEFAULT_EXPORT_KINDS = ("sample", "fact", "variant", "statement")
-# Config names open-unlearning ships: its experiments under configs/experiment/unlearn/<benchmark>/ and
-# dataset configs under configs/data/datasets/ outside the benchmark prefixes below. An export named like
-# one would overwrite it when copied in, or shadow it.
-OU_SHIPPED_NAMES = frozenset(
-    name.lower()
-    for name in (
-        "default",
-        "idk",
-        "lora",
-        "sibl",
-        "superloss",
-        "scalability",
-        "sustainabilty",
-        "sustainability",
-        "default_superloss",
-        "scalability_superloss",
-        "sustainabilty_superloss",
-        "FACTUAL_QA",
-        "FactualDataEdge",
-    )
-)
-# The framework names every dataset config of a benchmark with its prefix (TOFU_QA_retain, MUSE_forget,
-# WMDP_forget, ...) and keeps adding to them, so the prefixes are its own.
-OU_SHIPPED_PREFIXES = ("tofu_", "muse_", "wmdp_", "pistol_")
-
-
-@dataclass(frozen=True)
-class ExportConfig(FromMapping):
-    """`biforget export`: a forget set written in the layout a downstream framework reads."""
-
-    format: str = "muse"
-    out: Path = Path("export")
-    force: bool = False
-    # None: every record but points (records without a `kind` included).
-    kinds: tuple[str, ...] | None = None
-    # Empty: every stage. `probe` matches `probe/jailbreak` and `probe/mia`.
-    stages: tuple[str, ...] = ()
-    min_scores: tuple[tuple[str, float], ...] = ()
-    keep_unscored: bool = False
-    task_id: bool = False
-    # open-unlearning only; None picks tofu for question/answer sets and muse for text sets.
-    benchmark: str | None = None
-    name: str = "biforget"
-    # open-unlearning only: the path the dataset YAML points at; None is DIR/forget.jsonl, absolute.
-    data_path: str | None = None
-
-    ALIASES: ClassVar[Mapping[str, str]] = {"min_score": "min_scores"}
-
-    def __post_init__(self) -> None:
-        check_finite(self)
-        if self.format not in EXPORT_FORMATS:
-            raise UsageError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, not {self.format!r}")
-        if self.kinds is not None:
-            if not self.kinds:
-                raise UsageError("--kinds must name at least one kind")
-            for kind in self.kinds:
-                if kind not in ("point", *DEFAULT_EXPORT_KINDS):
-                    known = ", ".join(("point", *DEFAULT_EXPORT_KINDS))
-                    raise UsageError(f"--kinds: unknown kind {kind!r} (known: {known})")
-        for name, value in self.min_scores:
-            if not name or not math.isfinite(value):
-                raise UsageError(f"--min-score needs NAME=VALUE with a finite number, not {name}={value}")
-        if self.keep_unscored and not self.min_scores:
-            raise UsageError("--keep-unscored only applies with --min-score")
-        if self.benchmark is not None:
-            if self.benchmark not in BENCHMARKS:
-                known = ", ".join(BENCHMARKS)
-                raise UsageError(f"--benchmark must be one of {known}, not {self.benchmark!r}")
-            if self.format != "open-unlearning":
-                raise UsageError("--benchmark applies to --format open-unlearning only")
-        if self.data_path is not None and self.format != "open-unlearning":
-            raise UsageError("--data-path applies to --format open-unlearning only")
-        if self.task_id and self.format != "tofu":
-            raise UsageError("--task-id applies to --format tofu only")
-        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", self.name):
-            raise UsageError(
-                f"--name must start with a letter and hold only letters, digits, _ and -, not {self.name!r}"
-            )
-        # Compared without case: on a case-insensitive file system `tofu_qa_retain.yaml` replaces the
-        # framework's `TOFU_QA_retain.yaml`.
-        folded = self.name.lower()
-        if self.format == "open-unlearning" and (
-            folded in OU_SHIPPED_NAMES or folded.startswith(OU_SHIPPED_PREFIXES)
-        ):
-            raise UsageError(
-                f"--name {self.name!r} is taken by open-unlearning's own configs (its experiments' names, "
-                "and dataset names starting TOFU_, MUSE_, WMDP_ or PISTOL_): copied into the framework, the "
-                "export would overwrite or shadow them; pick another name, e.g. HP_forget"
-            )
-
-
-def parse_min_score(value: str) -> tuple[str, float]:
-    """`mink=-3.5` as `("mink", -3.5)`; anything else is a usage error naming the flag."""
-    name, sep, number = value.partition("=")
-    try:
-        threshold = float(number)
-    except ValueError:
-        threshold = math.nan
-    if not sep or not name.strip() or not math.isfinite(threshold):
-        raise UsageError(f"--min-score must be NAME=VALUE such as mink=-3.5, not {value!r}")
-    return name.strip(), threshold
-
-
-def parse_name_list(flag: str, value: str | None) -> tuple[str, ...] | None:
-    """`sample,variant` as a tuple of names; None stays None (the option was not given)."""
-    if value is None:
-        return None
-    items = tuple(part.strip() for part in value.split(",") if part.strip())
-    if not items:
-        raise UsageError(f"{flag} must name at least one value")
-    return items
-
-
-@dataclass(frozen=True)
-class EvaluateConfig(FromMapping):
-    """`biforget evaluate`: relevance, diversity, efficiency, overlap and coverage of sets side by side."""
-
-    # None: the records' own `topic` field when every record that has one agrees.
-    topic: str | None = None
-    # The paper's chunk size for efficiency and relevance.
-    chunk_tokens: int = 128
-    # Records per set for diversity, topic-free statistics and coverage: 2000 keeps the exact
-    # all-pairs diversity at 2M pairs (a second or two) while its sampling error stays below 0.001.
-    sample_size: int = 2000
-    relevance_seeds: int = 4
-    # The paper's relevance setting: up to 1,000 sampled chunks per set, the 200 nearest to the topic.
-    relevance_chunks: int = 1000
-    relevance_nearest: int = 200
-    clusters: int = 16
-    overlap_threshold: float = 0.8
-    top_overlaps: int = 5
-    # Plain-text sets: one document per line instead of per paragraph.
-    lines: bool = False
-    names: tuple[str, ...] = ()
-    retain: Path | None = None
-    drop_overlap: bool = False
-    output: Path | None = None
-    plots: Path | None = None
-    trace: Path | None = None
-    seed: int = 0
-
-    ALIASES: ClassVar[Mapping[str, str]] = {"name": "names"}
-
-    def __post_init__(self) -> None:
-        check_finite(self)
-        if self.topic is not None and not self.topic.strip():
-            raise UsageError("--topic must not be empty")
-        for flag, value in (
-            ("--chunk-tokens", self.chunk_tokens),
-            ("--sample-size", self.sample_size),
-            ("--relevance-seeds", self.relevance_seeds),
-            ("--relevance-chunks", self.relevance_chunks),
-            ("--relevance-nearest", self.relevance_nearest),
-            ("--clusters", self.clusters),
-            ("--top-overlaps", self.top_overlaps),
-        ):
-            check_positive(flag, value)
-        if self.sample_size < 2:
-            raise UsageError(
-                f"--sample-size must be at least 2 (diversity compares pairs), not {self.sample_size}"
-            )
-        if self.relevance_nearest > self.relevance_chunks:
-            raise UsageError(
-                f"--relevance-nearest ({self.relevance_nearest}) must not exceed "
-                f"--relevance-chunks ({self.relevance_chunks})"
-            )
-        if not -1.0 <= self.overlap_threshold <= 1.0:
-            raise UsageError(f"--overlap-threshold must lie in [-1, 1], not {self.overlap_threshold}")
-        if self.drop_overlap and self.retain is None:
-            raise UsageError("--drop-overlap needs --retain FILE to measure the overlap against")
-        if self.drop_overlap and self.output is None:
-            raise UsageError("--drop-overlap needs -o FILE for the set without its overlapping records")
-        if self.output is not None and not self.drop_overlap:
-            raise UsageError("-o applies with --drop-overlap only; the report itself goes to stdout")
-        if any(not name.strip() for name in self.names):
-            raise UsageError("--name must not be empty")
-
-    def settings(self) -> dict[str, Any]:
-        values = asdict(self)
-        for key in ("retain", "output", "plots", "trace"):
-            values[key] = str(values[key]) if values[key] is not None else None
-        values["names"] = list(self.names)
         return values

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 Record = dict[str, Any]
@@ -37,6 +39,45 @@ def short_hash(text: str, length: int = 8) -> str:
 def qa_text(question: str, answer: str) -> str:
     """The `text` of a question/answer record; every stage builds it here so all agree."""
     return f"{question.strip()} {answer.strip()}".strip()
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Who makes a stage's records and with which settings; builds each record's `gen` and `origin`.
+
+    `gen` reads: model, template, the stage's own fields, embedder, how it was scored, settings.
+    `origin` holds what the id is made from; `origin_settings` leaves out the settings that decide
+    only which records are kept or when a run stops (None: all of them)."""
+
+    model: str
+    embedder: str
+    settings: Mapping[str, Any]
+    origin_settings: Mapping[str, Any] | None = None
+
+    def gen(
+        self,
+        template: Mapping[str, Any],
+        fields: Mapping[str, Any],
+        scoring: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            **template,
+            **fields,
+            "embedder": self.embedder,
+            **(scoring or {}),
+            "settings": self.settings,
+        }
+
+    def origin(self, template: Mapping[str, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
+        settings = self.settings if self.origin_settings is None else self.origin_settings
+        return {
+            "model": self.model,
+            "embedder": self.embedder,
+            "template": dict(template),
+            **fields,
+            "settings": settings,
+        }
 
 
 def make_record(
@@ -74,3 +115,26 @@ def make_record(
     record["gen"] = gen
     record["scores"] = dict(scores or {})
     return record
+
+
+def unique_ids(records: Iterable[Record]) -> Iterator[Record]:
+    """Every record with a string id no earlier record of the stream has.
+
+    Generated records carry unique hashes already; passthrough input may have no id, a number, or one
+    another record shares, and `--resume` finds work by id, so those get an id derived from what the
+    record was (its old id, its text, how often that pair came before). The same input in the same order
+    gives the same ids, which is what lets a resumed run skip them."""
+    seen: set[str] = set()
+    for record in records:
+        old = record.get("id")
+        current = str(old) if isinstance(old, int) and not isinstance(old, bool) else old
+        if not isinstance(current, str) or not current or current in seen:
+            occurrence = 0
+            current = make_id(stage="input", previous=old, text=record.get("text"))
+            while current in seen:
+                occurrence += 1
+                current = make_id(stage="input", previous=old, text=record.get("text"), occurrence=occurrence)
+        if current != old:
+            record = {**record, "id": current} if "id" in record else {"id": current, **record}
+        seen.add(current)
+        yield record

@@ -11,14 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from biforget.clean import (
-    clean_output,
-    cut_unfinished,
-    cut_word_loops,
-    drop_repeated_sentences,
-    parse_qa,
-    strip_labels,
-)
+from biforget.clean import cut_unfinished, cut_word_loops, drop_repeated_sentences, strip_labels
+from biforget.parse import clean_output, parse_qa
 from biforget.text import sentences
 
 FIXTURE = Path(__file__).parent / "fixtures" / "smollm2_synthesis_outputs.json"

@@ -21,7 +21,8 @@ import biforget.pipelines.evaluate
 from biforget import cli
 from biforget.config import ModelOptions, SeedsConfig, command_table
 from biforget.errors import InputError, ModelError, UsageError
-from biforget.io.jsonl import check_paths, iter_records, open_input
+from biforget.io.jsonl import iter_records, open_input
+from biforget.io.paths import check_paths
 from tests.scripted import HashEmbedder, ScriptedModel
 
 REPO = Path(__file__).resolve().parent.parent

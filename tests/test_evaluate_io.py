@@ -110,3 +110,18 @@ def test_trace_reader(tmp_path: Path) -> None:
     path.write_text('{"samples": 8}\n', encoding="utf-8")
     with pytest.raises(InputError, match=":1: expected"):
         read_trace(path)
+
+
+def test_an_overlong_jsonl_line_is_an_error_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "set.jsonl"
+    huge = json.dumps({"text": "word " * 1_000_000})
+    path.write_text(json.dumps({"text": "Harry flies."}) + "\n" + huge + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match=rf"^{path}:2: line of 5,000,013 bytes, over the 1,048,576"):
+        read_set(path)
+
+
+def test_a_json_array_error_names_the_line_not_the_index(tmp_path: Path) -> None:
+    path = tmp_path / "set.json"
+    path.write_text('[\n  "Harry flies.",\n\n  "Hagrid keeps keys.",\n  42\n]\n', encoding="utf-8")
+    with pytest.raises(InputError, match=rf"^{path}:5: expected an object or a string, got int$"):
+        read_set(path)

@@ -16,8 +16,11 @@ import yaml
 from biforget import api
 from biforget.config import ExportConfig
 from biforget.errors import InputError, UsageError
-from biforget.io import export as export_module
-from biforget.io.export import ExportError, document, rmu_note
+from biforget.formats import dusk, muse
+from biforget.formats.base import Written, document
+from biforget.formats.rmu import rmu_note
+from biforget.io.export import ExportError
+from biforget.pipelines.export import ExportResult
 from biforget.pipelines.rewrite import rewrite_facts
 from biforget.pipelines.synthesize import synthesize_samples
 from biforget.records import make_record
@@ -95,7 +98,7 @@ def as_text(record: Record) -> str:
     return f"{record['question']} {record['answer']}" if "question" in record else str(record["text"])
 
 
-def run(records: list[Record], out: Path, fmt: str, **settings: Any) -> export_module.ExportResult:
+def run(records: list[Record], out: Path, fmt: str, **settings: Any) -> ExportResult:
     return api.export(ExportConfig(format=fmt, out=out, **settings), records)
 
 
@@ -131,7 +134,7 @@ def test_text_formats_split_back_on_blank_lines(
         assert json.loads((out / "forget.json").read_text(encoding="utf-8")) == wanted
         assert sorted(result.files) == ["forget.json", "forget.txt"]
         # Short records: muse_bench would pad nearly every position of forget.json's rows.
-        assert result.notes == [export_module.muse_json_note(wanted)]
+        assert result.notes == [muse.muse_json_note(wanted)]
         assert (
             "forget.json pads each of its 39 string(s)" in result.notes[0] and "about 99%" in result.notes[0]
         )
@@ -141,7 +144,7 @@ def test_text_formats_split_back_on_blank_lines(
         # DUSK's forget.py reads its forget document from data/Prof/Chronological.txt; the note says so.
         assert len(result.notes) == 1 and "<DUSK>/data/Prof/Chronological.txt" in result.notes[0]
         words = sum(len(d.split()) for d in documents)
-        assert words < 768 and result.warnings == [export_module.dusk_size_warning(documents)]
+        assert words < 768 and result.warnings == [dusk.dusk_size_warning(documents)]
         assert f"(an estimate: {words} words at 1.33 tokens a word), under 1,024" in result.warnings[0]
     elif fmt == "txt":
         assert result.notes == [] and result.warnings == []
@@ -483,11 +486,11 @@ def test_an_empty_existing_folder_is_used(pipeline_set: list[Record], tmp_path: 
 def test_a_failure_while_writing_leaves_nothing(
     pipeline_set: list[Record], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def fail_after_first(staging: Path, items: Any, config: ExportConfig) -> export_module.Written:
+    def fail_after_first(staging: Path, items: Any, config: ExportConfig) -> Written:
         (staging / "forget.txt").write_text("partial")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setitem(export_module.WRITERS, "muse", fail_after_first)
+    monkeypatch.setattr(muse, "write", fail_after_first)
     with pytest.raises(ExportError, match=r"new: cannot write: No space left on device"):
         run(pipeline_set, tmp_path / "new", "muse")
     assert list(tmp_path.iterdir()) == []
@@ -674,9 +677,9 @@ def test_hf_writes_question_answer_text_for_a_qa_record_without_text(tmp_path: P
 
 def test_size_estimates_for_dusk_and_muse() -> None:
     # 768 words estimate 1,024 tokens, the least DUSK needs; one word fewer is under it.
-    assert export_module.dusk_size_warning(["word " * 768]) is None
-    warning = export_module.dusk_size_warning(["word " * 400, "word " * 367])
+    assert dusk.dusk_size_warning(["word " * 768]) is None
+    warning = dusk.dusk_size_warning(["word " * 400, "word " * 367])
     assert warning is not None and "about 1023 tokens (an estimate: 767 words" in warning
     # A row of 1,536 words fills a 2,048-token window; two rows of 768 words each are half padding.
-    assert "about 0% of the positions" in export_module.muse_json_note(["word " * 1536])
-    assert "about 50% of the positions" in export_module.muse_json_note(["word " * 768] * 2)
+    assert "about 0% of the positions" in muse.muse_json_note(["word " * 1536])
+    assert "about 50% of the positions" in muse.muse_json_note(["word " * 768] * 2)

@@ -22,7 +22,7 @@ from biforget.metrics.mink import lowest_count, mia_scores, mink, mink_pp, stand
 from biforget.models import load_text_model
 from biforget.models.base import TokenLogprobs
 from biforget.models.hf import HFTextModel
-from biforget.pipelines.probe import calibrate, pass_rate, score_texts
+from biforget.pipelines.probe_threshold import calibrate, pass_rate, score_texts
 
 TEXTS = [
     "The owl flew.",  # 4 tokens, 3 scored: fewer than 1/k = 5, so Min-K% takes its single lowest token

@@ -16,17 +16,8 @@ from biforget.config import ProbeConfig
 from biforget.errors import InputError, UsageError
 from biforget.metrics.mink import mia_scores
 from biforget.models.base import TokenLogprobs
-from biforget.pipelines.probe import (
-    JAILBREAK,
-    MIA,
-    Point,
-    calibrate_threshold,
-    domain_points,
-    keep_top,
-    load_probe_templates,
-    pass_rate,
-    plan_attempts,
-)
+from biforget.pipelines.probe import JAILBREAK, MIA, Point, domain_points, load_probe_templates, plan_attempts
+from biforget.pipelines.probe_threshold import calibrate_threshold, keep_top, pass_rate
 from biforget.text import normalise
 from tests.scripted import HashEmbedder, ScriptedModel
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from biforget.clean import REFUSAL_PATTERNS, clean_output, is_refusal
+from biforget.clean import REFUSAL_PATTERNS, is_refusal
+from biforget.parse import clean_output
 
 FIXTURE = json.loads(
     (Path(__file__).parent / "fixtures" / "smollm2_refusals.json").read_text(encoding="utf-8")

@@ -96,3 +96,23 @@ def test_empty_binary_and_missing_input(tmp_path: Path) -> None:
 def test_keys_must_differ() -> None:
     with pytest.raises(UsageError):
         FactKeys(question="q", answer="q")
+
+
+def test_an_overlong_jsonl_fact_line_is_one_bad_line_or_skipped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "facts.jsonl"
+    huge = json.dumps({"text": "word " * 1_000_000})  # a 5 MB line, over the 1 MiB a record may hold
+    good = json.dumps({"text": "Ann Lee was born in Leeds."})
+    path.write_text(f"{good}\n{huge}\n{good.replace('Leeds', 'York')}\n", encoding="utf-8")
+    with pytest.raises(InputError, match=rf"^{path}:2: line of 5,000,013 bytes, over the 1,048,576 a record"):
+        read_facts(path)
+    facts = read_facts(path, on_error="skip")
+    assert [(fact.text, fact.line) for fact in facts] == [
+        ("Ann Lee was born in Leeds.", 1),
+        ("Ann Lee was born in York.", 3),
+    ]
+    assert "skipped" in capsys.readouterr().err
+    # The same limit holds for facts given as text (parse_facts) and for a JSONL file with another name.
+    with pytest.raises(InputError, match=r"^facts\.txt:2: line of 5,000,013 bytes"):
+        parse_facts(path.read_text(encoding="utf-8"), "facts.txt")

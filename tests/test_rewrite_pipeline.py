@@ -11,18 +11,12 @@ import pytest
 
 from biforget import cli
 from biforget.config import RewriteConfig
-from biforget.console import Tracker
 from biforget.errors import UsageError
 from biforget.io.facts import Fact, parse_facts
+from biforget.metrics.checks import Bounds, Verdict, check_field, meaning_lost
 from biforget.models.base import GenerationRequest
-from biforget.pipelines.rewrite import (
-    STAGE,
-    Rewriter,
-    load_rewrite_templates,
-    read_answer,
-    read_question,
-    rewrite_facts,
-)
+from biforget.parse import read_answer, read_question
+from biforget.pipelines.rewrite import STAGE, rewrite_facts
 from biforget.templates import Template
 from tests.scripted import HashEmbedder, ScriptedModel
 
@@ -382,7 +376,7 @@ ANSWER_TEMPLATE = Template("rewrite/answer/t", "Rewrite: {answer}", ("answer",))
     ],
 )
 def test_read_question_takes_the_one_question_asked(raw: str, question: str | None) -> None:
-    assert read_question(raw, QUESTION_TEMPLATE).question == question
+    assert read_question(raw, QUESTION_TEMPLATE.text).question == question
 
 
 @pytest.mark.parametrize(
@@ -406,7 +400,7 @@ def test_read_question_takes_the_one_question_asked(raw: str, question: str | No
     ],
 )
 def test_read_answer_keeps_one_paragraph_without_labels(raw: str, answer: str | None) -> None:
-    assert read_answer(raw, ANSWER_TEMPLATE).answer == answer
+    assert read_answer(raw, ANSWER_TEMPLATE.text).answer == answer
 
 
 def test_a_question_and_an_answer_from_different_attempts_pair_up() -> None:
@@ -451,17 +445,17 @@ def test_an_answer_with_one_word_changed_or_a_looped_term_is_rejected() -> None:
 
 
 def test_the_cosine_cap_judges_the_whole_variant_not_a_field() -> None:
-    rewriter = Rewriter(
-        ScriptedModel(good), HashEmbedder(), config(), load_rewrite_templates(), None, Tracker()
-    )
+    settings = config()
+    bounds = Bounds(settings.min_similarity, settings.max_similarity)
     source = "Kenji Arakawa is best known for his detective fiction set in 1920s Osaka."
-    vector = HashEmbedder().embed([source])[0]
     # A field that embeds like its source (cosine 1.0) but is worded anew passes its own checks ...
     reworded = "Kenji Arakawa is most famous for his detective fiction set in 1920s Osaka."
-    assert rewriter.check_part(reworded, vector, source, vector) is None
+    assert check_field(reworded, 1.0, source, bounds).passed
     # ... a field with one word changed does not, and neither does a whole text at the cap.
-    assert rewriter.check_part(f"Indeed {source}", vector, source, vector) == ("near_copy", "1 word changed")
-    assert rewriter.meaning_lost(reworded, 1.0, source, None) == ("near_copy", "cosine 1.0 >= 0.97")
+    assert check_field(f"Indeed {source}", 1.0, source, bounds) == Verdict("near_copy", "1 word changed")
+    assert meaning_lost(reworded, 1.0, source, None, bounds) == Verdict(
+        "near_copy", "cosine 1.0 >= 0.97", 1.0
+    )
 
 
 # Ids of pooled pairings: each variant's id comes from both of its drafts' own origins.

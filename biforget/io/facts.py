@@ -9,16 +9,15 @@ later stage and exporter reads.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from biforget import console
 from biforget.errors import InputError, UsageError
 from biforget.io.jsonl import OnError, open_input
-from biforget.io.rows import csv_rows, jsonl_rows
+from biforget.io.rows import csv_rows, json_array_rows, jsonl_values
 
 
 @dataclass(frozen=True)
@@ -76,49 +75,6 @@ def to_fact(row: Any, keys: FactKeys, source: str, line: int) -> Fact:
     )
 
 
-def _line_of(data: str, offset: int) -> int:
-    return data.count("\n", 0, offset) + 1
-
-
-def _json_array_rows(data: str, source: str) -> Iterator[tuple[int, Any]]:
-    """The elements of a JSON array, each with the line it starts on."""
-    decoder = json.JSONDecoder()
-    index = data.index("[") + 1
-    length = len(data)
-
-    def skip_space(position: int) -> int:
-        while position < length and data[position] in " \t\r\n":
-            position += 1
-        return position
-
-    index = skip_space(index)
-    if index < length and data[index] == "]":
-        return
-    while True:
-        index = skip_space(index)
-        try:
-            value, end = decoder.raw_decode(data, index)
-        except json.JSONDecodeError as exc:
-            raise InputError(
-                f"malformed JSON ({exc.msg})", source=source, line=_line_of(data, exc.pos)
-            ) from None
-        yield _line_of(data, index), value
-        index = skip_space(end)
-        if index < length and data[index] == ",":
-            index += 1
-            continue
-        if index < length and data[index] == "]":
-            trailing = skip_space(index + 1)
-            if trailing < length:
-                raise InputError(
-                    "text after the end of the JSON array", source=source, line=_line_of(data, trailing)
-                )
-            return
-        raise InputError(
-            "malformed JSON array (expected ',' or ']')", source=source, line=_line_of(data, index)
-        )
-
-
 def detect_format(name: str, data: str) -> str:
     """`json`, `jsonl` or `csv`: from the file name when it says, else from the first character."""
     suffix = Path(name).suffix.lower()
@@ -152,25 +108,26 @@ def parse_facts(
     fmt: str | None = None,
 ) -> list[Fact]:
     """Every fact in `data`; bad rows raise InputError or, with `on_error="skip"`, are counted and skipped."""
-    keys = keys or FactKeys()
     fmt = fmt or detect_format(source, data)
-    rows = {"json": _json_array_rows, "jsonl": jsonl_rows, "csv": csv_rows}[fmt](data, source)
+    if fmt == "jsonl":
+        return _facts(jsonl_values(data, source), source, keys, on_error)
+    rows = json_array_rows(data, source) if fmt == "json" else csv_rows(data, source)
+    # A JSON array or CSV that stops parsing cannot be read further, so its errors always stop the run.
+    return _facts(rows, source, keys, on_error)
+
+
+def _facts(
+    rows: Iterable[tuple[int, Any]], source: str, keys: FactKeys | None, on_error: OnError
+) -> list[Fact]:
+    """The facts of parsed rows; a row that is an InputError (a bad JSONL line) or does not make a fact
+    stops the run or, with `on_error="skip"`, is counted and skipped."""
+    keys = keys or FactKeys()
     facts: list[Fact] = []
     skipped = 0
-    while True:
+    for number, row in rows:
         try:
-            number, row = next(rows)
-        except StopIteration:
-            break
-        except InputError as exc:
-            # A JSON array or CSV that stops parsing cannot be read further; JSONL lines stand alone.
-            if on_error == "fail" or fmt != "jsonl":
-                raise
-            skipped += 1
-            console.warn(f"skipped {exc}")
-            rows = jsonl_rows(data, source, after=exc.line or 0)
-            continue
-        try:
+            if isinstance(row, InputError):
+                raise row
             facts.append(to_fact(row, keys, source, number))
         except InputError as exc:
             if on_error == "fail":
@@ -182,23 +139,43 @@ def parse_facts(
     return facts
 
 
+# Enough of the input to tell its format by its first character, past a BOM and leading blank lines.
+_PEEK_BYTES = 4096
+
+
+def _starts_jsonl(name: str, stream: IO[bytes]) -> bool:
+    """Whether the input is JSONL, told without reading it: by its name, else its first character."""
+    peek = getattr(stream, "peek", None)
+    head = peek(_PEEK_BYTES)[:_PEEK_BYTES] if peek is not None else b""
+    text = head.decode("utf-8", errors="ignore").removeprefix("\ufeff")
+    return detect_format(name, text) == "jsonl"
+
+
 def read_facts(
     path: str | Path | None, keys: FactKeys | None = None, *, on_error: OnError = "fail"
 ) -> list[Fact]:
-    """Facts from `-i FILE`, `-i -` or piped stdin. No input, or an input without facts, is an error."""
+    """Facts from `-i FILE`, `-i -` or piped stdin. No input, or an input without facts, is an error.
+
+    JSONL is read a bounded line at a time, so an overlong line is one bad fact; a JSON array or CSV is
+    read whole, as a document that only parses whole."""
     source = open_input(path, on_error=on_error)
     if source.stream is None:
         raise UsageError("no facts on input: pass -i FILE or pipe facts in")
     try:
-        raw = source.stream.read()
+        if _starts_jsonl(source.name, source.stream):
+            rows = list(jsonl_values(source.stream, source.name))
+            if not rows:
+                raise InputError("no facts (empty input)", source=source.name)
+            facts = _facts(rows, source.name, keys, on_error)
+        else:
+            data = _decode(source.stream.read(), source.name)
+            if not data.strip():
+                raise InputError("no facts (empty input)", source=source.name)
+            facts = parse_facts(data, source.name, keys, on_error=on_error)
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", source=source.name) from None
     finally:
         source.close()
-    data = _decode(raw, source.name)
-    if not data.strip():
-        raise InputError("no facts (empty input)", source=source.name)
-    facts = parse_facts(data, source.name, keys, on_error=on_error)
     if not facts:
         raise InputError("no usable facts", source=source.name)
     return facts

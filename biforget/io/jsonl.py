@@ -17,14 +17,15 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
 from biforget import console
 from biforget.errors import InputError, OutputError, ReaderGone, UsageError
-from biforget.records import Record, make_id
+from biforget.io.paths import make_folder
+from biforget.records import Record
 
 try:
     import fcntl
@@ -104,7 +105,7 @@ def open_input(path: str | Path | None, *, on_error: OnError = "fail") -> InputS
     return InputSource(str(file), handle, on_error, named=True, _owned=True)
 
 
-def _decode_line(raw: bytes, source: str, number: int) -> str:
+def decode_line(raw: bytes, source: str, number: int) -> str:
     if b"\x00" in raw:
         raise InputError("binary data (NUL byte), not JSONL text", source=source, line=number)
     try:
@@ -128,7 +129,7 @@ def _parse_line(text: str, source: str, number: int) -> Record:
     return value
 
 
-def _lines(stream: IO[bytes], limit: int) -> Iterator[tuple[bytes, int]]:
+def bounded_lines(stream: IO[bytes], limit: int = MAX_LINE_BYTES) -> Iterator[tuple[bytes, int]]:
     """Each line with its length in bytes; a line over `limit` comes back empty, read past in chunks."""
     while True:
         raw = stream.readline(limit + 1)
@@ -146,6 +147,12 @@ def _lines(stream: IO[bytes], limit: int) -> Iterator[tuple[bytes, int]]:
         yield b"", size
 
 
+def line_too_long(size: int, limit: int, source: str, number: int) -> InputError:
+    return InputError(
+        f"line of {size:,} bytes, over the {limit:,} a record may hold", source=source, line=number
+    )
+
+
 def iter_records(
     source: InputSource,
     *,
@@ -161,15 +168,11 @@ def iter_records(
         return
     needed = tuple(required)
     try:
-        for number, (raw, size) in enumerate(_lines(source.stream, max_line_bytes), start=1):
+        for number, (raw, size) in enumerate(bounded_lines(source.stream, max_line_bytes), start=1):
             try:
                 if size > max_line_bytes:
-                    raise InputError(
-                        f"line of {size:,} bytes, over the {max_line_bytes:,} a record may hold",
-                        source=source.name,
-                        line=number,
-                    )
-                text = _decode_line(raw, source.name, number)
+                    raise line_too_long(size, max_line_bytes, source.name, number)
+                text = decode_line(raw, source.name, number)
                 if not text.strip():
                     continue
                 record = _parse_line(text, source.name, number)
@@ -227,7 +230,7 @@ def read_existing(path: Path) -> tuple[list[Record], int]:
         end = offset + len(raw) + (0 if is_last else 1)
         if raw.strip():
             try:
-                records.append(_parse_line(_decode_line(raw, str(path), number), str(path), number))
+                records.append(_parse_line(decode_line(raw, str(path), number), str(path), number))
             except InputError:
                 if is_last or all(not rest.strip() for rest in lines[number:]):
                     console.warn(f"{path}:{number}: dropped a torn last line from an interrupted run")
@@ -236,21 +239,6 @@ def read_existing(path: Path) -> tuple[list[Record], int]:
         intact = end
         offset = end
     return records, intact
-
-
-def make_folder(folder: Path, *, for_path: Path | None = None) -> None:
-    """Create `folder` (and its parents) or raise an OutputError naming `for_path` and what is wrong;
-    a file where a folder should be is named as such, not as "File exists"."""
-    target = for_path or folder
-    ancestor = folder
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise OutputError(f"{target}: cannot write: {ancestor} is not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"{target}: cannot write: {exc.strerror or exc}") from None
 
 
 def _lock(fd: int, path: Path) -> None:
@@ -336,7 +324,14 @@ class RecordWriter:
         return self._file
 
     def write(self, record: Record) -> None:
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+        """One record as one compact JSON line, flushed."""
+        self._put(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+
+    def write_document(self, value: Any) -> None:
+        """One JSON document, indented for people (the evaluate report), UTF-8 like the records."""
+        self._put(json.dumps(value, ensure_ascii=False, indent=2) + "\n")
+
+    def _put(self, line: str) -> None:
         try:
             if self.path is not None:
                 handle = self._begin()
@@ -387,71 +382,3 @@ class RecordWriter:
 
     def __exit__(self, exc_type: type[BaseException] | None, *rest: Any) -> None:
         self.close(failed=exc_type is not None)
-
-
-def unique_ids(records: Iterable[Record]) -> Iterator[Record]:
-    """Every record with a string id no earlier record of the stream has.
-
-    Generated records carry unique hashes already; passthrough input may have no id, a number, or one
-    another record shares, and `--resume` finds work by id, so those get an id derived from what the
-    record was (its old id, its text, how often that pair came before). The same input in the same order
-    gives the same ids, which is what lets a resumed run skip them."""
-    seen: set[str] = set()
-    for record in records:
-        old = record.get("id")
-        current = str(old) if isinstance(old, int) and not isinstance(old, bool) else old
-        if not isinstance(current, str) or not current or current in seen:
-            occurrence = 0
-            current = make_id(stage="input", previous=old, text=record.get("text"))
-            while current in seen:
-                occurrence += 1
-                current = make_id(stage="input", previous=old, text=record.get("text"), occurrence=occurrence)
-        if current != old:
-            record = {**record, "id": current} if "id" in record else {"id": current, **record}
-        seen.add(current)
-        yield record
-
-
-def _identity(path: Path) -> tuple[int, int] | str:
-    """What makes two spellings of a path (relative, through a symlink, a hard link) the same file."""
-    try:
-        info = path.stat()
-    except OSError:
-        return os.path.realpath(path)
-    return (info.st_dev, info.st_ino)
-
-
-def _stdin_identity() -> tuple[int, int] | None:
-    try:
-        info = os.fstat(sys.stdin.fileno())
-    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-        return None
-    return (info.st_dev, info.st_ino) if stat.S_ISREG(info.st_mode) else None
-
-
-def check_paths(reads: Mapping[str, str | Path | None], writes: Mapping[str, str | Path | None]) -> None:
-    """Refuse a run whose outputs overwrite one of its inputs or each other, before anything is opened.
-
-    `reads` and `writes` map the flag a path came from to the path (None: not given). An input of "-" is
-    stdin, which counts when it is a redirected file (`< FILE`)."""
-    outputs = [(flag, Path(path)) for flag, path in writes.items() if path is not None]
-    seen: list[tuple[str, tuple[int, int] | str]] = []
-    for flag, path in outputs:
-        identity = _identity(path)
-        for other, other_identity in seen:
-            if identity == other_identity:
-                raise UsageError(f"{other} and {flag} name the same file ({path}); give each its own")
-        seen.append((flag, identity))
-        for source, given in reads.items():
-            if given is None:
-                continue
-            if str(given) == "-":
-                same = _stdin_identity() == identity
-                source = "stdin"
-            else:
-                same = _identity(Path(given)) == identity
-            if same:
-                raise UsageError(
-                    f"{flag} {path} is also the input ({source}): writing it would destroy what is read; "
-                    "write to another file"
-                )

@@ -1,4 +1,6 @@
-"""Rows of CSV and JSONL text with the line each starts on, shared by the fact and set readers."""
+"""Rows of CSV, JSONL and JSON-array text with the line each starts on, shared by the fact and set
+readers. JSONL is read line by line through the record reader's bounded lines, so a line over
+`MAX_LINE_BYTES` is one bad line, never held whole."""
 
 from __future__ import annotations
 
@@ -7,9 +9,10 @@ import io
 import json
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import IO, Any
 
 from biforget.errors import InputError
+from biforget.io.jsonl import MAX_LINE_BYTES, bounded_lines, decode_line, line_too_long
 
 
 def allow_long_csv_fields() -> None:
@@ -46,15 +49,79 @@ def csv_rows(
         raise InputError(f"malformed CSV ({exc})", source=source, line=reader.line_num) from None
 
 
-def jsonl_rows(data: str, source: str, after: int = 0) -> Iterator[tuple[int, Any]]:
-    """Each non-blank line's JSON value with its line number, from line `after + 1` on; a line that
-    does not parse is an InputError naming it and the column."""
-    for number, line in enumerate(data.split("\n"), start=1):
-        if number <= after or not line.strip():
+def jsonl_values(
+    data: str | IO[bytes], source: str, max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[tuple[int, Any | InputError]]:
+    """Each non-blank line's JSON value with its line number, or the InputError that line is (too
+    long, not UTF-8 text, malformed JSON), so a caller may skip it and read on. `data` is the text or a
+    byte stream read a bounded line at a time."""
+    stream = io.BytesIO(data.encode("utf-8")) if isinstance(data, str) else data
+    for number, (raw, size) in enumerate(bounded_lines(stream, max_line_bytes), start=1):
+        if size > max_line_bytes:
+            yield number, line_too_long(size, max_line_bytes, source, number)
+            continue
+        try:
+            line = decode_line(raw, source, number)
+        except InputError as exc:
+            yield number, exc
+            continue
+        if not line.strip():
             continue
         try:
             yield number, json.loads(line)
         except json.JSONDecodeError as exc:
+            yield (
+                number,
+                InputError(f"malformed JSON ({exc.msg}, column {exc.colno})", source=source, line=number),
+            )
+
+
+def jsonl_rows(data: str | IO[bytes], source: str) -> Iterator[tuple[int, Any]]:
+    """Each non-blank line's JSON value with its line number; the first bad line is raised."""
+    for number, value in jsonl_values(data, source):
+        if isinstance(value, InputError):
+            raise value
+        yield number, value
+
+
+def _line_of(data: str, offset: int) -> int:
+    return data.count("\n", 0, offset) + 1
+
+
+def json_array_rows(data: str, source: str) -> Iterator[tuple[int, Any]]:
+    """The elements of a JSON array, each with the line it starts on."""
+    decoder = json.JSONDecoder()
+    index = data.index("[") + 1
+    length = len(data)
+
+    def skip_space(position: int) -> int:
+        while position < length and data[position] in " \t\r\n":
+            position += 1
+        return position
+
+    index = skip_space(index)
+    if index < length and data[index] == "]":
+        return
+    while True:
+        index = skip_space(index)
+        try:
+            value, end = decoder.raw_decode(data, index)
+        except json.JSONDecodeError as exc:
             raise InputError(
-                f"malformed JSON ({exc.msg}, column {exc.colno})", source=source, line=number
+                f"malformed JSON ({exc.msg})", source=source, line=_line_of(data, exc.pos)
             ) from None
+        yield _line_of(data, index), value
+        index = skip_space(end)
+        if index < length and data[index] == ",":
+            index += 1
+            continue
+        if index < length and data[index] == "]":
+            trailing = skip_space(index + 1)
+            if trailing < length:
+                raise InputError(
+                    "text after the end of the JSON array", source=source, line=_line_of(data, trailing)
+                )
+            return
+        raise InputError(
+            "malformed JSON array (expected ',' or ']')", source=source, line=_line_of(data, index)
+        )

@@ -9,16 +9,15 @@ records; any other record needs a `text`. A bad line or row is an InputError nam
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from biforget import console
 from biforget.errors import InputError
-from biforget.io.rows import csv_rows, jsonl_rows
+from biforget.io.rows import csv_rows, json_array_rows, jsonl_rows
 from biforget.records import Record, qa_text
 
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
@@ -83,19 +82,6 @@ def _record_text(value: Any, source: str, line: int) -> tuple[str, Record]:
     raise InputError("record has no 'text' field (nor 'question' and 'answer')", source=source, line=line)
 
 
-def _json_array_rows(data: str, source: str) -> Iterator[tuple[int, Any]]:
-    try:
-        value = json.loads(data)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"malformed JSON ({exc.msg})", source=source, line=exc.lineno) from None
-    if not isinstance(value, list):
-        raise InputError(f"expected a JSON array, got {type(value).__name__}", source=source, line=1)
-    # One array element per line is the common layout; otherwise the position in the array is the best
-    # location there is, and it is given as such.
-    for index, item in enumerate(value):
-        yield index + 1, item
-
-
 def _csv_rows(data: str, source: str) -> Iterator[tuple[int, Any]]:
     def set_columns(names: list[str]) -> list[str]:
         """Column names stripped; a set needs `text` or both `question` and `answer`."""
@@ -124,12 +110,29 @@ def _plain_documents(data: str, lines: bool) -> list[str]:
     return [" ".join(part.split()) for part in parts if part.strip()]
 
 
+def _open(path: Path) -> IO[bytes]:
+    if path.is_dir():
+        raise InputError("is a directory, not a file", source=str(path))
+    try:
+        return path.open("rb")
+    except FileNotFoundError:
+        raise InputError("no such file", source=str(path)) from None
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", source=str(path)) from None
+
+
 def read_set(path: Path, *, name: str | None = None, lines: bool = False) -> EvalSet:
-    """Read one set; an empty set, or one without usable text, is an InputError naming the file."""
+    """Read one set; an empty set, or one without usable text, is an InputError naming the file.
+
+    JSONL files are read a bounded line at a time (a line over the record limit is an error naming it);
+    the other formats are documents read whole."""
     source = str(path)
+    label = name or path.stem
+    if path.suffix.lower() in JSONL_SUFFIXES:
+        with _open(path) as stream:
+            return _structured(label, path, "jsonl", jsonl_rows(stream, source))
     data = read_text_file(path)
     fmt = detect_set_format(path, data)
-    label = name or path.stem
     if not data.strip():
         raise InputError("empty set (no records)", source=source)
     if fmt == "text":
@@ -140,7 +143,12 @@ def read_set(path: Path, *, name: str | None = None, lines: bool = False) -> Eva
                 "document per line"
             )
         return EvalSet(label, path, documents, [{"text": t} for t in documents], fmt)
-    rows = {"jsonl": jsonl_rows, "json": _json_array_rows, "csv": _csv_rows}[fmt](data, source)
+    rows = {"jsonl": jsonl_rows, "json": json_array_rows, "csv": _csv_rows}[fmt](data, source)
+    return _structured(label, path, fmt, rows)
+
+
+def _structured(label: str, path: Path, fmt: str, rows: Iterable[tuple[int, Any]]) -> EvalSet:
+    source = str(path)
     texts: list[str] = []
     records: list[Record] = []
     topics: set[str] = set()
@@ -160,7 +168,9 @@ def read_trace(path: Path) -> list[tuple[int, float]]:
     """The `{"samples": N, "diversity": D}` lines `synthesize --trace` writes, in file order."""
     source = str(path)
     curve: list[tuple[int, float]] = []
-    for number, row in jsonl_rows(read_text_file(path), source):
+    with _open(path) as stream:
+        rows = list(jsonl_rows(stream, source))
+    for number, row in rows:
         samples = row.get("samples") if isinstance(row, dict) else None
         diversity = row.get("diversity") if isinstance(row, dict) else None
         if not isinstance(samples, int) or not isinstance(diversity, int | float):

@@ -1,4 +1,5 @@
-"""The stages that make and check forget sets: seeds, synthesize, probe, rewrite, evaluate."""
+"""The stages that make, check and write out forget sets: seeds, synthesize, probe, rewrite, evaluate,
+export."""
 
 from __future__ import annotations
 

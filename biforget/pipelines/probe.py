@@ -19,28 +19,47 @@ the templates rotate, so a small run still covers the points and every template.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from biforget import console
-from biforget.clean import clean_output, is_refusal
+from biforget.clean import is_refusal
 from biforget.config import ProbeConfig
 from biforget.console import Tracker
 from biforget.dedup import Deduplicator
 from biforget.errors import InputError
-from biforget.metrics.mink import MiaScores, mia_scores
+from biforget.metrics.mink import MiaScores
 from biforget.models.base import Embedder, GenerationRequest, TextModel
+from biforget.parse import clean_output
 from biforget.pipelines import wave_size
-from biforget.records import Record, derive_seed, make_record
-from biforget.templates import Template, load_family
+from biforget.pipelines.probe_plan import (
+    JAILBREAK,
+    MIA,
+    Attempt,
+    Point,
+    domain_points,
+    is_qa_probe,
+    load_probe_templates,
+    plan_attempts,
+)
+from biforget.pipelines.probe_threshold import Threshold, calibrate, keep_top, score_texts
+from biforget.records import Provenance, Record, derive_seed, make_record
+from biforget.templates import Template
 
-JAILBREAK = "probe/jailbreak"
-MIA = "probe/mia"
-PLACEHOLDERS = {"topic", "point"}
+# The plan's names are part of this stage's interface; they live in probe_plan.py.
+__all__ = [
+    "JAILBREAK",
+    "MIA",
+    "Point",
+    "domain_points",
+    "load_probe_templates",
+    "plan_attempts",
+    "probe_samples",
+]
+
 # Settings that decide which outputs are accepted, not what an attempt generates: left out of ids, so a
 # run with another threshold or filter keeps the ids of the texts both runs accept.
 _NOT_IN_IDS = (
@@ -56,162 +75,6 @@ _NOT_IN_IDS = (
     "mia_fpr",
     "mia_keep",
 )
-
-
-def load_probe_templates() -> dict[str, list[Template]]:
-    """Both probes' built-in templates, checked now so a bad one stops the run before any model loads."""
-    return {stage: load_family(stage, allowed=PLACEHOLDERS, required={"point"}) for stage in (JAILBREAK, MIA)}
-
-
-def is_qa_template(template: Template) -> bool:
-    """Templates named `qa-*` ask for one question and its answer; their outputs keep that structure."""
-    return template.id.rpartition("/")[2].startswith("qa-")
-
-
-@dataclass(frozen=True)
-class Point:
-    text: str
-    id: str | None = None
-
-
-def domain_points(inputs: Iterable[Record], point_records: Iterable[Record] | None = None) -> list[Point]:
-    """The domain's points: the given point records, else the distinct `gen.point` of the input samples
-    (in order of first appearance, with the id of the point as their parent names it)."""
-    if point_records is not None:
-        found = [
-            Point(str(r["text"]), str(r["id"]) if r.get("id") is not None else None) for r in point_records
-        ]
-    else:
-        found = []
-        for record in inputs:
-            gen = record.get("gen")
-            text = gen.get("point") if isinstance(gen, dict) else None
-            if isinstance(text, str) and text.strip():
-                parent = record.get("parent")
-                found.append(Point(text, str(parent) if parent is not None else None))
-    unique: dict[str, Point] = {}
-    for point in found:
-        unique.setdefault(point.text, point)
-    return list(unique.values())
-
-
-@dataclass(frozen=True)
-class Attempt:
-    index: int
-    template: Template
-    point: Point | None
-
-
-def plan_attempts(count: int, templates: Sequence[Template], points: Sequence[Point]) -> list[Attempt]:
-    """Attempt i probes point `i mod P` with template `(i div P + i mod P) mod T`: points round-robin,
-    templates rotating, so every point meets every template within P x T attempts."""
-    slots: Sequence[Point | None] = points or [None]
-    plan = []
-    for index in range(count):
-        position, turn = index % len(slots), index // len(slots)
-        plan.append(Attempt(index, templates[(turn + position) % len(templates)], slots[position]))
-    return plan
-
-
-# ------------------------------------------------------------------------------------- thresholds
-
-
-def calibrate_threshold(reference_scores: Sequence[float], fpr: float) -> float:
-    """The empirical (1 - fpr) quantile of the reference scores.
-
-    With the rule "accepted when the score is above the threshold", at most `floor(fpr * n)` of the n
-    reference texts pass, ties included.
-    """
-    if not reference_scores:
-        raise ValueError("calibration needs at least one reference score")
-    ordered = sorted(reference_scores)
-    allowed = math.floor(fpr * len(ordered) + 1e-9)
-    return float(ordered[len(ordered) - allowed - 1])
-
-
-def pass_rate(scores: Sequence[float], threshold: float) -> float:
-    """Fraction of `scores` above `threshold` (what a calibrated threshold lets through)."""
-    return sum(1 for s in scores if s > threshold) / len(scores) if scores else 0.0
-
-
-def keep_top(scores: Sequence[float], keep: float) -> tuple[list[int], float | None]:
-    """Indices of the top `max(1, int(keep * m))` of m scores (ties by position) and the lowest kept score."""
-    if not scores:
-        return [], None
-    count = max(1, int(keep * len(scores)))
-    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))[:count]
-    return sorted(order), float(min(scores[i] for i in order))
-
-
-@dataclass
-class Threshold:
-    """The membership threshold and how it was chosen, as it goes into `gen` and onto stderr."""
-
-    mode: str
-    score: str
-    k: float
-    value: float | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def provenance(self) -> dict[str, Any]:
-        return {"score": self.score, "k": self.k, "mode": self.mode, "threshold": self.value, **self.details}
-
-    def describe(self) -> str:
-        shown = "n/a" if self.value is None else f"{self.value:.4f}"
-        how = {
-            "threshold": "given with --mia-threshold",
-            "calibrate": (
-                f"the {1 - self.details.get('fpr', 0.0):.3g} quantile of "
-                f"{self.details.get('references')} reference text(s) in {self.details.get('calibrate')}, "
-                f"{self.details.get('reference_pass_rate', 0.0):.1%} of them pass"
-            ),
-            "keep": (
-                f"the top {self.details.get('keep', 0.0):.0%} of {self.details.get('candidates', 0)} "
-                "candidate(s)"
-            ),
-        }[self.mode]
-        return f"probe/mia: threshold {shown} on {self.score} (k {self.k}), mode {self.mode}: {how}"
-
-
-def score_texts(model: TextModel, texts: Sequence[str], k: float) -> list[MiaScores]:
-    """Min-K% and Min-K%++ of each text, teacher-forced on its own under the raw model (batched)."""
-    return mia_scores(model.token_logprobs(list(texts)), k) if texts else []
-
-
-def calibrate(
-    model: TextModel, config: ProbeConfig, references: Sequence[str], tracker: Tracker | None = None
-) -> Threshold:
-    """Score the reference texts and set the threshold at the requested false-positive rate."""
-    tracker = tracker or Tracker()
-    task = tracker.start("probe/mia: calibrate", total=len(references), unit="texts")
-    values: list[float] = []
-    unscored = 0
-    for start in range(0, len(references), model.batch_size):
-        chunk = references[start : start + model.batch_size]
-        for scores in score_texts(model, chunk, config.mink_k):
-            value = scores.get(config.mia_score)
-            if value is None:
-                unscored += 1
-            else:
-                values.append(value)
-        tracker.advance(task, len(chunk))
-    if unscored:
-        console.warn(f"{config.mia_calibrate}: {unscored} reference text(s) too short to score, left out")
-    if not values:
-        raise InputError("no reference text long enough to score", source=str(config.mia_calibrate))
-    value = calibrate_threshold(values, config.mia_fpr)
-    return Threshold(
-        "calibrate",
-        config.mia_score,
-        config.mink_k,
-        value,
-        {
-            "calibrate": str(config.mia_calibrate),
-            "fpr": config.mia_fpr,
-            "references": len(values),
-            "reference_pass_rate": pass_rate(values, value),
-        },
-    )
 
 
 # ------------------------------------------------------------------------------------------ probing
@@ -244,8 +107,9 @@ class _Prober:
         self.config = config
         self.points = points
         self.tracker = tracker
-        self.settings = config.settings()
-        self.origin_settings = {k: v for k, v in self.settings.items() if k not in _NOT_IN_IDS}
+        settings = config.settings()
+        origin_settings = {k: v for k, v in settings.items() if k not in _NOT_IN_IDS}
+        self.provenance = Provenance(model.name, embedder.name, settings, origin_settings)
         self.anchors = embedder.embed([config.topic, *(p.text for p in points)])
         self.dedup = Deduplicator(config.dedup_threshold)
 
@@ -291,7 +155,7 @@ class _Prober:
             cleaned = clean_output(
                 texts[0] if texts else "",
                 prompt,
-                qa=is_qa_template(attempt.template),
+                qa=is_qa_probe(attempt.template),
                 min_words=config.min_words,
             )
             reason = (
@@ -317,28 +181,20 @@ class _Prober:
     def record(self, stage: str, candidate: _Candidate, threshold: Threshold | None = None) -> Record:
         attempt = candidate.attempt
         point = attempt.point
-        gen: dict[str, Any] = {
-            "model": self.model.name,
-            **attempt.template.provenance(),
+        template = attempt.template.provenance()
+        fields: dict[str, Any] = {
             "temperature": self.config.temperature,
             "top_p": self.config.top_p,
             "seed": self.config.seed,
             "attempt": attempt.index,
         }
         if point is not None:
-            gen["point"] = point.text
-        gen["embedder"] = self.embedder.name
-        if threshold is not None:
-            gen["mia"] = threshold.provenance()
-        gen["settings"] = self.settings
-        origin = {
-            "model": self.model.name,
-            "embedder": self.embedder.name,
-            "template": attempt.template.provenance(),
-            "point": point.text if point else None,
-            "attempt": attempt.index,
-            "settings": self.origin_settings,
-        }
+            fields["point"] = point.text
+        scoring = {"mia": threshold.provenance()} if threshold is not None else None
+        gen = self.provenance.gen(template, fields, scoring)
+        origin = self.provenance.origin(
+            template, {"point": point.text if point else None, "attempt": attempt.index}
+        )
         scores: dict[str, float] = {}
         if candidate.scores is not None:
             scores.update(candidate.scores.as_dict())
@@ -385,6 +241,7 @@ def probe_samples(
     references: Sequence[str] | None = None,
     existing: Iterable[Record] = (),
     tracker: Tracker | None = None,
+    templates: dict[str, list[Template]] | None = None,
 ) -> Iterator[Record]:
     """Yield new `sample` records from jailbreak probing, then from membership-inference probing.
 
@@ -394,7 +251,7 @@ def probe_samples(
     (`--resume`): they rebuild the dedup memory and each probe restarts at the last attempt it reached.
     """
     tracker = tracker or Tracker()
-    templates = load_probe_templates()
+    templates = templates or load_probe_templates()
     domain = list(points) if points is not None else domain_points(inputs)
     console.info(f"probe: topic {config.topic!r}, {len(domain)} point(s), {len(inputs)} input record(s)")
     prober = _Prober(model, embedder, config, domain, tracker)

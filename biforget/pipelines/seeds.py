@@ -18,7 +18,7 @@ from biforget.console import Tracker
 from biforget.dedup import Deduplicator
 from biforget.models.base import Embedder, GenerationRequest, TextModel
 from biforget.pipelines import wave_size
-from biforget.records import Record, derive_seed, make_record
+from biforget.records import Provenance, Record, derive_seed, make_record
 from biforget.templates import Template, builtin_template
 from biforget.text import parse_point_list
 
@@ -48,11 +48,17 @@ def _merged_candidates(outputs: list[str]) -> list[str]:
 
 
 def generate_points(
-    model: TextModel, embedder: Embedder, config: SeedsConfig, tracker: Tracker | None = None
+    model: TextModel,
+    embedder: Embedder,
+    config: SeedsConfig,
+    tracker: Tracker | None = None,
+    *,
+    templates: tuple[Template, Template] | None = None,
 ) -> Iterator[Record]:
-    """Yield `point` records level by level (breadth first), at most `config.max_points` of them."""
+    """Yield `point` records level by level (breadth first), at most `config.max_points` of them.
+    `templates` are `load_seed_templates()`, when the caller has loaded them already."""
     tracker = tracker or Tracker()
-    root, child = load_seed_templates()
+    root, child = templates or load_seed_templates()
     dedup = Deduplicator(config.dedup_threshold)
     # The topic itself is never a point of itself.
     dedup.add(config.topic, embedder.embed([config.topic])[0])
@@ -60,6 +66,7 @@ def generate_points(
     # Ids hash what shapes a point's text; how deep or how far a run goes does not, so a deeper re-run
     # with --resume keeps the points it already has.
     origin_settings = {k: v for k, v in settings.items() if k not in ("depth", "max_points")}
+    provenance = Provenance(model.name, embedder.name, settings, origin_settings)
     kept = 0
     parents: list[Record | None] = [None]
     step = wave_size(model)
@@ -107,16 +114,15 @@ def generate_points(
                         continue
                     if dedup.offer(text, vector) is not None:
                         continue
-                    gen = {
-                        "model": model.name,
-                        **template.provenance(),
-                        "temperature": config.temperature,
-                        "top_p": config.top_p,
-                        "seed": config.seed,
-                        "depth": depth,
-                        "embedder": embedder.name,
-                        "settings": settings,
-                    }
+                    gen = provenance.gen(
+                        template.provenance(),
+                        {
+                            "temperature": config.temperature,
+                            "top_p": config.top_p,
+                            "seed": config.seed,
+                            "depth": depth,
+                        },
+                    )
                     if request.parent is not None:
                         gen["parent_point"] = request.parent["text"]
                     record = make_record(
@@ -126,14 +132,9 @@ def generate_points(
                         parent=parent_id,
                         stage=STAGE,
                         gen=gen,
-                        origin={
-                            "model": model.name,
-                            "embedder": embedder.name,
-                            "template": template.provenance(),
-                            "settings": origin_settings,
-                            "depth": depth,
-                            "position": position,
-                        },
+                        origin=provenance.origin(
+                            template.provenance(), {"depth": depth, "position": position}
+                        ),
                     )
                     position += 1
                     kept += 1

@@ -12,23 +12,22 @@ consecutive samples spans the templates and temperatures as evenly as the counts
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from biforget import console
-from biforget.clean import clean_output
 from biforget.config import SynthesizeConfig
 from biforget.console import Tracker
 from biforget.dedup import Deduplicator
 from biforget.errors import UsageError
+from biforget.io.jsonl import RecordWriter
 from biforget.metrics.diversity import DiversityTracker
 from biforget.models.base import Embedder, GenerationRequest, TextModel
+from biforget.parse import clean_output
 from biforget.pipelines import wave_size
-from biforget.records import Record, derive_seed, make_record
+from biforget.records import Provenance, Record, derive_seed, make_record
 from biforget.templates import Template, load_family, load_folder
 
 STAGE = "synthesize"
@@ -74,12 +73,13 @@ def _matches(template: Template, key: str) -> bool:
     return key in (template.id, short, family) or (key in FAMILIES and short.startswith(f"user/{key}/"))
 
 
-def is_qa_template(template: Template) -> bool:
+def in_qa_family(template: Template) -> bool:
+    """Templates of the `qa` family (built-in or a user's) ask for a question and its answer."""
     return "/qa/" in f"/{template.id}/"
 
 
 @dataclass(frozen=True)
-class Unit:
+class PlannedSample:
     """One request of the plan: a sample of a point through a template at a temperature."""
 
     point: Record
@@ -102,10 +102,10 @@ def interleaved_combinations(templates: int, temperatures: int) -> list[tuple[in
 
 def plan_units(
     points: Sequence[Record], templates: Sequence[Template], config: SynthesizeConfig
-) -> list[Unit]:
+) -> list[PlannedSample]:
     """The fixed work plan: rounds, then sample passes, then turns of the points over the combinations."""
     combinations = interleaved_combinations(len(templates), len(config.temperatures))
-    units: list[Unit] = []
+    units: list[PlannedSample] = []
     for round_index in range(config.rounds):
         for sample in range(config.samples):
             for turn in range(len(combinations)):
@@ -116,14 +116,14 @@ def plan_units(
                         (turn + position + sample + round_index) % len(combinations)
                     ]
                     units.append(
-                        Unit(
+                        PlannedSample(
                             point, templates[template], config.temperatures[temperature], round_index, sample
                         )
                     )
     return units
 
 
-def unit_seed(unit: Unit, seed: int) -> int:
+def unit_seed(unit: PlannedSample, seed: int) -> int:
     """A request's seed from its identity alone, so neither its batch nor the plan's order changes it."""
     return derive_seed(
         seed, STAGE, unit.point.get("id"), unit.template.id, unit.temperature, unit.round, unit.sample
@@ -131,19 +131,18 @@ def unit_seed(unit: Unit, seed: int) -> int:
 
 
 class _Trace:
-    """The diversity curve as JSONL lines `{"samples": N, "diversity": D}`, flushed per line."""
+    """The diversity curve as JSONL lines `{"samples": N, "diversity": D}`, written by the record writer."""
 
     def __init__(self, path: Path | None) -> None:
-        self._handle: IO[str] | None = path.open("w", encoding="utf-8") if path else None
+        self._writer = RecordWriter(path) if path else None
 
     def write(self, samples: int, diversity: float) -> None:
-        if self._handle:
-            self._handle.write(json.dumps({"samples": samples, "diversity": round(diversity, 6)}) + "\n")
-            self._handle.flush()
+        if self._writer:
+            self._writer.write({"samples": samples, "diversity": round(diversity, 6)})
 
     def close(self) -> None:
-        if self._handle:
-            self._handle.close()
+        if self._writer:
+            self._writer.close()
 
 
 def synthesize_samples(
@@ -155,6 +154,7 @@ def synthesize_samples(
     existing: Iterable[Record] = (),
     trace: Path | None = None,
     tracker: Tracker | None = None,
+    templates: Sequence[Template] | None = None,
 ) -> Iterator[Record]:
     """Yield accepted `sample` records until diversity converges, the plan ends or `max_samples`.
 
@@ -162,7 +162,7 @@ def synthesize_samples(
     dedup and convergence state, and the plan restarts at the last request they reached.
     """
     tracker = tracker or Tracker()
-    templates = select_templates(config.templates, config.template_dir)
+    templates = templates or select_templates(config.templates, config.template_dir)
     settings = config.settings()
     origin_settings = {k: v for k, v in settings.items() if k not in _NOT_IN_IDS}
     units = plan_units(points, templates, config)
@@ -252,7 +252,7 @@ def _topic(point: Record, config: SynthesizeConfig) -> str:
 def _make_sample(
     model: TextModel,
     embedder: Embedder,
-    unit: Unit,
+    unit: PlannedSample,
     index: int,
     raw: str,
     prompt: str,
@@ -261,32 +261,27 @@ def _make_sample(
     origin_settings: dict[str, object],
 ) -> Record | str:
     """A sample record from one raw output, or the reason it was rejected."""
-    cleaned = clean_output(raw, prompt, qa=is_qa_template(unit.template), min_words=config.min_words)
+    cleaned = clean_output(raw, prompt, qa=in_qa_family(unit.template), min_words=config.min_words)
     if cleaned.text is None:
         return cleaned.reason or "rejected"
     topic = _topic(unit.point, config)
-    gen = {
-        "model": model.name,
-        **unit.template.provenance(),
-        "temperature": unit.temperature,
-        "top_p": config.top_p,
-        "round": unit.round,
-        "sample": unit.sample,
-        "seed": config.seed,
-        "unit": index,
-        "point": unit.point["text"],
-        "embedder": embedder.name,
-        "settings": settings,
-    }
-    origin = {
-        "model": model.name,
-        "embedder": embedder.name,
-        "template": unit.template.provenance(),
-        "temperature": unit.temperature,
-        "round": unit.round,
-        "sample": unit.sample,
-        "settings": origin_settings,
-    }
+    provenance = Provenance(model.name, embedder.name, settings, origin_settings)
+    template = unit.template.provenance()
+    gen = provenance.gen(
+        template,
+        {
+            "temperature": unit.temperature,
+            "top_p": config.top_p,
+            "round": unit.round,
+            "sample": unit.sample,
+            "seed": config.seed,
+            "unit": index,
+            "point": unit.point["text"],
+        },
+    )
+    origin = provenance.origin(
+        template, {"temperature": unit.temperature, "round": unit.round, "sample": unit.sample}
+    )
     return make_record(
         kind="sample",
         text=cleaned.text,

@@ -1,0 +1,104 @@
+"""What every export format shares: the records kept for export, what a writer reports, and the
+text, rows and columns the formats derive from records.
+
+A format is one module under biforget/formats/ with `write(staging, items, config) -> Written`, and
+optionally `SHAPE` ("qa": every record must be question/answer; "one": one shape per set; default
+"any"), plus one line in `FORMATS` (biforget/formats/__init__.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from biforget.io.export import write_text
+from biforget.io.jsonl import RecordWriter
+from biforget.records import Record, qa_text
+
+# Tokens per whitespace word of English prose under the Llama-family tokenizers these benchmarks use: an
+# estimate that keeps the size notes free of a tokenizer (and of torch).
+TOKENS_PER_WORD = 4 / 3
+
+
+# Fields of the record contract, in contract order, ahead of any pass-through field.
+CONTRACT_FIELDS = ("id", "kind", "text", "question", "answer", "topic", "parent", "stage", "gen", "scores")
+
+
+_BLANK_RUN = re.compile(r"\n[ \t]*(?:\n[ \t]*)+")
+
+
+@dataclass
+class ExportItem:
+    """One record kept for export, with where it came from for error messages."""
+
+    record: Record
+    where: str
+
+    @property
+    def is_qa(self) -> bool:
+        return is_text(self.record.get("question")) and is_text(self.record.get("answer"))
+
+    @property
+    def text(self) -> str:
+        """The record as one text; question/answer records read "question answer" (records.qa_text)."""
+        if self.is_qa:
+            return qa_text(str(self.record["question"]), str(self.record["answer"]))
+        return str(self.record["text"])
+
+
+@dataclass
+class Written:
+    """What a writer tells the user: notes (informational) and warnings (the set may not do its job)."""
+
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def is_text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def document(text: str) -> str:
+    """A text as one blank-line-free block: line ends unified, blank-line runs collapsed to one break."""
+    unified = text.replace("\r\n", "\n").replace("\r", "\n").strip()
+    return _BLANK_RUN.sub("\n", unified)
+
+
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    """One compact JSON object a line, written by the same writer as every record stream."""
+    with RecordWriter(path, make_parents=False) as writer:
+        writer.write_all(rows)
+
+
+def write_documents(path: Path, items: Sequence[ExportItem]) -> list[str]:
+    documents = [document(item.text) for item in items]
+    write_text(path, "\n\n".join(documents) + "\n")
+    return documents
+
+
+def text_rows(items: Sequence[ExportItem]) -> list[dict[str, Any]]:
+    return [{"text": item.text} for item in items]
+
+
+def qa_rows(items: Sequence[ExportItem]) -> list[dict[str, Any]]:
+    """`{"question","answer"}` rows; export_items has made sure every item is question/answer shaped."""
+    return [
+        {"question": str(item.record["question"]), "answer": str(item.record["answer"])} for item in items
+    ]
+
+
+def estimated_tokens(text: str) -> int:
+    return round(len(text.split()) * TOKENS_PER_WORD)
+
+
+def record_columns(items: Sequence[ExportItem]) -> list[str]:
+    seen: dict[str, None] = {}
+    for item in items:
+        for key in item.record:
+            seen.setdefault(key, None)
+    # `text` always: a QA record without one still has the text every format writes for it.
+    ordered = [key for key in CONTRACT_FIELDS if key in seen or key == "text"]
+    return ordered + [key for key in seen if key not in CONTRACT_FIELDS]
