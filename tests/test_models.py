@@ -22,7 +22,8 @@ from biforget.config import ModelOptions
 from biforget.errors import ModelError, UsageError
 from biforget.models import load_embedder, load_text_model
 from biforget.models.base import GenerationRequest
-from biforget.models.hf import HFSettings, HFTextModel
+from biforget.models.hf import HFTextModel
+from biforget.models.hf_settings import HFSettings
 from biforget.models.sources import resolve_model
 
 PROMPTS = [

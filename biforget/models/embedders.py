@@ -28,7 +28,7 @@ class SentenceTransformerEmbedder:
         quiet_hf_libraries(offline=local)
         from sentence_transformers import SentenceTransformer
 
-        from biforget.models.hf import resolve_device
+        from biforget.models.hf_settings import resolve_device
 
         location = str(default_embedder_dir()) if local else spec
         name = DEFAULT_EMBEDDER_NAME if local else spec

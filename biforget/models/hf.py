@@ -11,7 +11,7 @@ request's text never depends on the requests it shares a batch with, and tempera
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,105 +22,20 @@ from biforget import console
 from biforget.config import ModelOptions
 from biforget.errors import ModelError, UsageError
 from biforget.models.base import Capability, GenerationRequest, TokenLogprobs
+from biforget.models.hf_sampling import RowSampler
+from biforget.models.hf_settings import (
+    NAME,
+    HFSettings,
+    quantization_config,
+    resolve_device,
+    resolve_dtype,
+)
 from biforget.models.hub import first_line, from_pretrained, quiet_hf_libraries
 from biforget.models.sources import ModelSource, resolve_model
 from biforget.records import derive_seed
 
-NAME = "hf"
 # Logits one scoring forward pass may hold (2**28 float32 values = 1 GiB).
 LOGITS_BUDGET = 2**28
-DTYPES = ("auto", "float32", "bfloat16", "float16", "float64")
-QUANTIZE = ("none", "8bit", "4bit")
-DEVICES_HELP = "auto, cpu, cuda or cuda:N"
-# `--model-arg` keys this backend reads, with their parsers.
-MODEL_ARGS: dict[str, Callable[[str], Any]] = {
-    "attn_implementation": str,
-    "revision": str,
-    "device_map": str,
-    "trust_remote_code": lambda value: _boolean(value),
-}
-
-
-def _boolean(value: str) -> bool:
-    if value.lower() in ("1", "true", "yes", "on"):
-        return True
-    if value.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("expected true or false")
-
-
-@dataclass(frozen=True)
-class HFSettings:
-    """The shared options this backend reads, validated here rather than for every backend."""
-
-    device: str
-    dtype: str
-    quantize: str
-    extra: dict[str, Any]
-
-    @classmethod
-    def from_options(cls, options: ModelOptions) -> HFSettings:
-        from biforget.models import parse_model_args
-
-        if options.dtype not in DTYPES:
-            raise UsageError(f"--dtype must be one of {', '.join(DTYPES)}, not {options.dtype!r}")
-        if options.quantize not in QUANTIZE:
-            raise UsageError(f"--quantize must be one of {', '.join(QUANTIZE)}, not {options.quantize!r}")
-        device = options.device
-        if device not in ("auto", "cpu", "cuda") and not (
-            device.startswith("cuda:") and device.removeprefix("cuda:").isdigit()
-        ):
-            raise UsageError(f"--device must be {DEVICES_HELP}, not {device!r}")
-        return cls(device, options.dtype, options.quantize, parse_model_args(options, NAME, MODEL_ARGS))
-
-
-def resolve_device(requested: str) -> str:
-    cuda = torch.cuda.is_available()
-    if requested == "auto":
-        return "cuda" if cuda else "cpu"
-    if requested.startswith("cuda"):
-        if not cuda:
-            raise ModelError(f"--device {requested}: no CUDA GPU is visible to torch; use --device cpu")
-        index = int(requested.partition(":")[2] or 0)
-        if index >= torch.cuda.device_count():
-            raise ModelError(
-                f"--device {requested}: only {torch.cuda.device_count()} CUDA device(s) visible; "
-                "use --device cuda to shard across all of them"
-            )
-    return requested
-
-
-def resolve_dtype(requested: str, device: str) -> torch.dtype:
-    if requested == "auto":
-        if device.startswith("cuda"):
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
-    return {
-        "float32": torch.float32,
-        "bfloat16": torch.bfloat16,
-        "float16": torch.float16,
-        "float64": torch.float64,
-    }[requested]
-
-
-def _quantization(quantize: str, dtype: torch.dtype) -> Any:
-    if quantize == "none":
-        return None
-    try:
-        import bitsandbytes  # noqa: F401
-        from transformers import BitsAndBytesConfig
-    except Exception as exc:
-        raise ModelError(
-            f"--quantize {quantize} needs a working bitsandbytes ({exc}); use --quantize none"
-        ) from None
-    if quantize == "8bit":
-        return BitsAndBytesConfig(load_in_8bit=True)
-    return BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type="nf4",
-        bnb_4bit_compute_dtype=dtype,
-        bnb_4bit_use_double_quant=True,
-    )
 
 
 def _load_hf_tokenizer(source: ModelSource) -> Any:
@@ -139,7 +54,7 @@ def load(target: str, options: ModelOptions) -> HFTextModel:
 
     device = resolve_device(settings.device)
     dtype = resolve_dtype(settings.dtype, device)
-    quantization = _quantization(settings.quantize, dtype)
+    quantization = quantization_config(settings.quantize, dtype)
     kwargs: dict[str, Any] = {"dtype": dtype, **settings.extra}
     if source.gguf_file:
         kwargs["gguf_file"] = source.gguf_file
@@ -197,46 +112,6 @@ class HFTokenizer:
 
     def decode(self, ids: Sequence[int]) -> str:
         return str(self.hf_tokenizer.decode([int(i) for i in ids], skip_special_tokens=True))
-
-
-class RowSampler:
-    """A logits processor that samples each row from its own generator (see the module docstring).
-
-    Rows at temperature 0 keep their logits, so the greedy step takes their argmax.
-    """
-
-    def __init__(
-        self, temperatures: Sequence[float], top_ps: Sequence[float], seeds: Sequence[int], device: Any
-    ):
-        self.sampled = [t > 0 for t in temperatures]
-        self.temperatures = torch.tensor(
-            [t if t > 0 else 1.0 for t in temperatures], device=device
-        ).unsqueeze(1)
-        self.top_ps = torch.tensor(list(top_ps), device=device).unsqueeze(1)
-        self.generators = [torch.Generator(device=device).manual_seed(int(seed)) for seed in seeds]
-        self.any_top_p = any(p < 1.0 for p in top_ps)
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        if not any(self.sampled):
-            return scores
-        warped = scores / self.temperatures.to(scores.dtype)
-        if self.any_top_p:
-            ordered, order = warped.sort(dim=-1, descending=True)
-            probs = ordered.softmax(dim=-1)
-            # A token is cut when the tokens ranked above it already hold top_p of the mass; the first
-            # token always stays.
-            cut = (probs.cumsum(dim=-1) - probs) > self.top_ps.to(probs.dtype)
-            warped = warped.masked_fill(cut.scatter(-1, order, cut), float("-inf"))
-        # -log(E) for E ~ Exp(1) is a standard Gumbel variable.
-        noise = torch.stack(
-            [
-                torch.empty(scores.shape[-1], device=scores.device).exponential_(generator=g)
-                for g in self.generators
-            ]
-        )
-        perturbed = warped - noise.log().to(warped.dtype)
-        sampled = torch.tensor(self.sampled, device=scores.device).unsqueeze(1)
-        return torch.where(sampled, perturbed, scores)
 
 
 @dataclass(frozen=True)
