@@ -28,6 +28,7 @@ from biforget.models.base import (
 BACKENDS: dict[str, str] = {
     "hf": "biforget.models.hf",
     "fake": "biforget.models.fake",
+    "vllm": "biforget.models.vllm",
     "openai": "biforget.models.openai_compat",
 }
 DEFAULT_BACKEND = "hf"
