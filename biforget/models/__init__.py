@@ -28,6 +28,8 @@ from biforget.models.base import (
 BACKENDS: dict[str, str] = {
     "hf": "biforget.models.hf",
     "fake": "biforget.models.fake",
+    "vllm": "biforget.models.vllm",
+    "openai": "biforget.models.openai_compat",
 }
 DEFAULT_BACKEND = "hf"
 # A scheme-like prefix that names no backend is a mistake, not a hub id (hub ids have no colon).

