@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from biforget import console
 from biforget.config import (
+    AuditConfig,
     EvaluateConfig,
     ExportConfig,
     ModelOptions,
@@ -19,6 +20,7 @@ from biforget.config import (
     RewriteConfig,
     SeedsConfig,
     SynthesizeConfig,
+    UnlearnConfig,
 )
 from biforget.console import Tracker
 from biforget.errors import InputError, OutputError, ReaderGone, UsageError
@@ -31,6 +33,7 @@ from biforget.records import Record
 
 if TYPE_CHECKING:
     from biforget.models.base import Tokenizer
+    from biforget.pipelines.unlearn import Unlearned
 
 RunConfig = SeedsConfig | SynthesizeConfig | ProbeConfig | RewriteConfig
 
@@ -373,5 +376,135 @@ def print_evaluation(report: dict[str, Any]) -> None:
     except OSError as exc:
         raise OutputError(f"<stdout>: cannot write: {exc.strerror or exc}") from None
     print_report(report)
+    if report.get("plots"):
+        console.info("plots: " + ", ".join(report["plots"]))
+
+
+def unlearn(
+    config: UnlearnConfig,
+    forget: Path,
+    options: ModelOptions | None = None,
+    *,
+    model: TextModel | None = None,
+    tracker: Tracker | None = None,
+) -> Unlearned:
+    """Unlearn the set at `forget` from the target with `config.method` and write the model folder
+    `config.out` (loadable as `--model DIR`); the result holds the trained model and its report.
+
+    Needs a backend with trainable weights (hf); any other is refused before training."""
+    from biforget.io.sets import read_set
+    from biforget.models import split_model_spec
+
+    options = options or ModelOptions()
+    backend, location = split_model_spec(options.model)
+    if model is None and backend == "hf":
+        from biforget.models.hub import quiet_hf_libraries
+        from biforget.models.sources import resolve_model
+
+        # The Trainer's import loads the hub client, which reads its offline and progress-bar switches
+        # once, so they are set first, as loading the model would set them.
+        quiet_hf_libraries(offline=resolve_model(location).local)
+    from biforget.models.hf import HFTextModel
+    from biforget.pipelines.unlearn import check_out, unlearn_model, write_model
+
+    if options.quantize != "none":
+        raise UsageError(
+            "unlearn trains full-precision weights; drop --quantize (use --lora for large models)"
+        )
+    check_out(config.out, config.force, [forget, config.retain or forget, options.model])
+    data = read_set(forget, name="forget")
+    retain = read_set(config.retain, name="retain") if config.retain is not None else None
+    if model is None:
+        console.info(f"loading model {options.model!r}")
+        model = load_text_model(options)
+    require(model, Capability.TRAINING, "unlearn")
+    if not isinstance(model, HFTextModel):
+        raise UsageError(f"unlearn trains transformers models; {model.name} is not one")
+    console.info(
+        f"unlearning {len(data)} record(s) from {model.name}: {config.method}, {config.steps} steps, "
+        f"lr {config.lr:g}, batch {config.batch_size}"
+    )
+    result = unlearn_model(model, data, config, retain=retain, tracker=tracker)
+    result.report["target_spec"] = options.model
+    write_model(result, config.out)
+    return result
+
+
+def audit(
+    config: AuditConfig,
+    options: ModelOptions | None = None,
+    *,
+    target: TextModel | None = None,
+    tracker: Tracker | None = None,
+) -> dict[str, Any]:
+    """Score the sets under the target (`options.model`) and each `config.unlearned` model; the report.
+
+    Each unlearned model is loaded with the same options but `model`, one at a time. With
+    `config.plots` the figures are written there and listed under `plots`."""
+    import dataclasses
+    import gc
+
+    from biforget.io.sets import read_set
+    from biforget.models import split_model_spec
+    from biforget.models.sources import resolve_model
+    from biforget.pipelines.audit import build_report, prepare_set, score_sets
+
+    tracker = tracker or Tracker()
+    options = options or ModelOptions()
+    names = list(config.names) or [Path(spec).name or spec for spec in config.unlearned]
+    if len(set(names)) != len(names) or "target" in names:
+        raise UsageError(
+            f"the --unlearned models need distinct names other than 'target' ({', '.join(names)}); "
+            "give each a --name"
+        )
+    if config.plots is not None:
+        check_folder(config.plots)
+    sets = [
+        prepare_set(read_set(path, name=role), role, config.as_text)
+        for role, path in config.set_paths().items()
+    ]
+    for spec in config.unlearned:
+        backend, location = split_model_spec(spec)
+        if backend == "hf":
+            resolve_model(location)  # a folder that is no model fails here, before anything is scored
+    purpose = "audit (teacher-forced NLL and Min-K%)"
+    if target is None:
+        console.info(f"loading target {options.model!r}")
+        target = load_text_model(options)
+    require(target, Capability.LOGPROBS, purpose)
+    target_name = target.name
+    target_scores = score_sets(target, sets, config, tracker, "target")
+    del target
+    gc.collect()
+    scored = []
+    for name, spec in zip(names, config.unlearned, strict=True):
+        console.info(f"loading unlearned model {name!r} ({spec})")
+        model = load_text_model(dataclasses.replace(options, model=spec))
+        require(model, Capability.LOGPROBS, purpose)
+        scored.append((name, spec, model.name, score_sets(model, sets, config, tracker, name)))
+        del model
+        gc.collect()
+    report, plots = build_report(config, sets, (target_name, target_scores), scored)
+    if config.plots is not None:
+        from biforget.pipelines.audit_report import write_plots
+
+        report["plots"] = [str(path) for path in write_plots(report, plots, config.plots)]
+    return report
+
+
+def print_audit(report: dict[str, Any]) -> None:
+    """The audit report as one JSON document on stdout and, unless quiet, its tables on stderr."""
+    from biforget.pipelines.audit_report import print_tables
+    from biforget.pipelines.evaluate import write_report
+
+    if sys.stdout is None or sys.stdout.closed:
+        raise OutputError("<stdout>: stdout is closed")
+    try:
+        write_report(report)
+    except BrokenPipeError:
+        raise ReaderGone("<stdout>: the reader went away") from None
+    except OSError as exc:
+        raise OutputError(f"<stdout>: cannot write: {exc.strerror or exc}") from None
+    print_tables(report)
     if report.get("plots"):
         console.info("plots: " + ", ".join(report["plots"]))
