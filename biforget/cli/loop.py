@@ -51,7 +51,9 @@ def unlearn(
     ),
     lora: Annotated[
         bool,
-        typer.Option("--lora", help="Train LoRA adapters (needs biforget[lora]), merged into the folder."),
+        typer.Option(
+            "--lora", help="Train LoRA adapters (needs peft, the lora extra), merged into the folder."
+        ),
     ] = UnlearnConfig.lora,
     lora_rank: Annotated[int, typer.Option(help="--lora: adapter rank.")] = UnlearnConfig.lora_rank,
     force: Annotated[bool, typer.Option("--force", help="Replace a non-empty --out folder.")] = (
