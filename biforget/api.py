@@ -365,16 +365,9 @@ def check_folder(path: Path) -> None:
 
 def print_evaluation(report: dict[str, Any]) -> None:
     """The report as one JSON document on stdout and, unless quiet, a side-by-side table on stderr."""
-    from biforget.pipelines.evaluate import print_report, write_report
+    from biforget.pipelines.evaluate import print_report
 
-    if sys.stdout is None or sys.stdout.closed:
-        raise OutputError("<stdout>: stdout is closed")
-    try:
-        write_report(report)
-    except BrokenPipeError:
-        raise ReaderGone("<stdout>: the reader went away") from None
-    except OSError as exc:
-        raise OutputError(f"<stdout>: cannot write: {exc.strerror or exc}") from None
+    _report_to_stdout(report)
     print_report(report)
     if report.get("plots"):
         console.info("plots: " + ", ".join(report["plots"]))
@@ -441,60 +434,25 @@ def audit(
 
     Each unlearned model is loaded with the same options but `model`, one at a time. With
     `config.plots` the figures are written there and listed under `plots`."""
-    import dataclasses
-    import gc
+    from biforget.pipelines.audit import run_audit
 
-    from biforget.io.sets import read_set
-    from biforget.models import split_model_spec
-    from biforget.models.sources import resolve_model
-    from biforget.pipelines.audit import build_report, prepare_set, score_sets
-
-    tracker = tracker or Tracker()
-    options = options or ModelOptions()
-    names = list(config.names) or [Path(spec).name or spec for spec in config.unlearned]
-    if len(set(names)) != len(names) or "target" in names:
-        raise UsageError(
-            f"the --unlearned models need distinct names other than 'target' ({', '.join(names)}); "
-            "give each a --name"
-        )
     if config.plots is not None:
         check_folder(config.plots)
-    sets = [
-        prepare_set(read_set(path, name=role), role, config.as_text)
-        for role, path in config.set_paths().items()
-    ]
-    for spec in config.unlearned:
-        backend, location = split_model_spec(spec)
-        if backend == "hf":
-            resolve_model(location)  # a folder that is no model fails here, before anything is scored
-    purpose = "audit (teacher-forced NLL and Min-K%)"
-    if target is None:
-        console.info(f"loading target {options.model!r}")
-        target = load_text_model(options)
-    require(target, Capability.LOGPROBS, purpose)
-    target_name = target.name
-    target_scores = score_sets(target, sets, config, tracker, "target")
-    del target
-    gc.collect()
-    scored = []
-    for name, spec in zip(names, config.unlearned, strict=True):
-        console.info(f"loading unlearned model {name!r} ({spec})")
-        model = load_text_model(dataclasses.replace(options, model=spec))
-        require(model, Capability.LOGPROBS, purpose)
-        scored.append((name, spec, model.name, score_sets(model, sets, config, tracker, name)))
-        del model
-        gc.collect()
-    report, plots = build_report(config, sets, (target_name, target_scores), scored)
-    if config.plots is not None:
-        from biforget.pipelines.audit_report import write_plots
-
-        report["plots"] = [str(path) for path in write_plots(report, plots, config.plots)]
-    return report
+    return run_audit(config, options or ModelOptions(), load_text_model, target=target, tracker=tracker)
 
 
 def print_audit(report: dict[str, Any]) -> None:
     """The audit report as one JSON document on stdout and, unless quiet, its tables on stderr."""
     from biforget.pipelines.audit_report import print_tables
+
+    _report_to_stdout(report)
+    print_tables(report)
+    if report.get("plots"):
+        console.info("plots: " + ", ".join(report["plots"]))
+
+
+def _report_to_stdout(report: dict[str, Any]) -> None:
+    """One JSON document on stdout; a closed stdout or a reader gone are typed errors."""
     from biforget.pipelines.evaluate import write_report
 
     if sys.stdout is None or sys.stdout.closed:
@@ -505,6 +463,3 @@ def print_audit(report: dict[str, Any]) -> None:
         raise ReaderGone("<stdout>: the reader went away") from None
     except OSError as exc:
         raise OutputError(f"<stdout>: cannot write: {exc.strerror or exc}") from None
-    print_tables(report)
-    if report.get("plots"):
-        console.info("plots: " + ", ".join(report["plots"]))

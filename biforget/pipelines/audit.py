@@ -18,19 +18,23 @@ was not in the set), `damage` = retain, and `selectivity` = heldout minus retain
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from biforget.config import AuditConfig
+from biforget import console
+from biforget.config import AuditConfig, ModelOptions
 from biforget.console import Tracker
-from biforget.errors import InputError
+from biforget.errors import InputError, UsageError
 from biforget.io.sets import EvalSet
 from biforget.metrics.mink import mink
-from biforget.models.base import GenerationRequest, TextModel
+from biforget.models.base import Capability, GenerationRequest, TextModel, require
 from biforget.pipelines import wave_size
 from biforget.records import Record
 
@@ -238,3 +242,57 @@ def build_report(
         notes.append("no --retain set: damage and selectivity are null")
     report = {"settings": settings, "target": before, "models": rows, "notes": notes}
     return report, plots
+
+
+def run_audit(
+    config: AuditConfig,
+    options: ModelOptions,
+    load: Callable[[ModelOptions], TextModel],
+    *,
+    target: TextModel | None = None,
+    tracker: Tracker | None = None,
+) -> dict[str, Any]:
+    """Read and check every set and model path, then score under the target and each unlearned model
+    (`load`ed with `options` but `model`), one model in memory at a time."""
+    from biforget.io.sets import read_set
+    from biforget.models import split_model_spec
+    from biforget.models.sources import resolve_model
+
+    tracker = tracker or Tracker()
+    names = list(config.names) or [Path(spec).name or spec for spec in config.unlearned]
+    if len(set(names)) != len(names) or "target" in names:
+        raise UsageError(
+            f"the --unlearned models need distinct names other than 'target' ({', '.join(names)}); "
+            "give each a --name"
+        )
+    sets = [
+        prepare_set(read_set(path, name=role), role, config.as_text)
+        for role, path in config.set_paths().items()
+    ]
+    for spec in config.unlearned:
+        backend, location = split_model_spec(spec)
+        if backend == "hf":
+            resolve_model(location)  # a folder that is no model fails here, before anything is scored
+    purpose = "audit (teacher-forced NLL and Min-K%)"
+    if target is None:
+        console.info(f"loading target {options.model!r}")
+        target = load(options)
+    require(target, Capability.LOGPROBS, purpose)
+    target_name = target.name
+    target_scores = score_sets(target, sets, config, tracker, "target")
+    del target
+    gc.collect()
+    scored = []
+    for name, spec in zip(names, config.unlearned, strict=True):
+        console.info(f"loading unlearned model {name!r} ({spec})")
+        model = load(dataclasses.replace(options, model=spec))
+        require(model, Capability.LOGPROBS, purpose)
+        scored.append((name, spec, model.name, score_sets(model, sets, config, tracker, name)))
+        del model
+        gc.collect()
+    report, plots = build_report(config, sets, (target_name, target_scores), scored)
+    if config.plots is not None:
+        from biforget.pipelines.audit_report import write_plots
+
+        report["plots"] = [str(path) for path in write_plots(report, plots, config.plots)]
+    return report
