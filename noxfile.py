@@ -1,4 +1,4 @@
-"""Developer sessions: `nox -s tests`, `nox -s vllm`, `nox -s demo`, `nox -s lint`."""
+"""Developer sessions: `nox -s tests`, `nox -s vllm`, `nox -s demo`, `nox -s loop`, `nox -s lint`."""
 
 from __future__ import annotations
 
@@ -142,6 +142,71 @@ def demo(session: nox.Session) -> None:
             stderr=None,
         )
     session.log(f"Evaluation report: {report}; plots (PCA, t-SNE relevance map, convergence) in {plots}")
+
+
+# The loop's forget set: Stage I text about the demo's topic, small enough for a few minutes on 2 CPU cores.
+LOOP_SYNTHESIZE = (
+    "--topic",
+    "Harry Potter",
+    "--count",
+    "4",
+    "--depth",
+    "1",
+    "--max-points",
+    "8",
+    "--templates",
+    "info/rewrite,info/summarise",
+    "--temperatures",
+    "0.8,1.0",
+    "--samples",
+    "1",
+    "--rounds",
+    "1",
+    "--max-new-tokens",
+    "96",
+    "--check-every",
+    "8",
+    "--seed",
+    "1",
+)
+
+
+@nox.session
+def loop(session: nox.Session) -> None:
+    """Does the set work? synthesize a set, unlearn it with GA and NPO (same steps), audit what went."""
+    install(session)
+    out = os.path.join(session.create_tmp(), "loop")
+    os.makedirs(out, exist_ok=True)
+    forget_set = os.path.join(out, "hp.jsonl")
+    if os.path.exists(forget_set):
+        os.remove(forget_set)
+    session.log("synthesize: a small Harry Potter set on the default model")
+    session.run("biforget", "synthesize", *LOOP_SYNTHESIZE, "-o", forget_set)
+    models = []
+    for method in ("ga", "npo"):
+        session.log(f"unlearn: {method}, 30 steps, lr 1e-5, batch 4")
+        folder = os.path.join(out, method)
+        session.run("biforget", "unlearn", "-i", forget_set, "--out", folder, "--method", method, "--force")
+        models += ["--unlearned", folder]
+    session.log("audit: the set, our own notes on the domain (held out) and unrelated notes (retain)")
+    report, plots = os.path.join(out, "audit.json"), os.path.join(out, "plots")
+    with open(report, "w", encoding="utf-8") as handle:
+        session.run(
+            "biforget",
+            "audit",
+            *models,
+            "--forget",
+            forget_set,
+            "--heldout",
+            os.path.join("examples", "wizarding-notes.txt"),
+            "--retain",
+            os.path.join("examples", "unrelated-notes.txt"),
+            "--plots",
+            plots,
+            stdout=handle,
+            stderr=None,
+        )
+    session.log(f"audit report: {report}; plots (shifts, forget NLL before and after) in {plots}")
 
 
 @nox.session

@@ -34,15 +34,19 @@ from biforget.config_base import (
     parse_min_score,
     parse_name_list,
 )
+from biforget.config_loop import AUDIT_ROLES, UNLEARN_METHODS, AuditConfig, UnlearnConfig
 from biforget.config_sets import DEFAULT_EXPORT_KINDS, EXPORT_FORMATS, EvaluateConfig, ExportConfig
 from biforget.errors import UsageError
 
 # The shared machinery and the set commands' settings live in their own modules; this one is where a
 # caller finds every settings class and helper by its old name.
 __all__ = [
+    "AUDIT_ROLES",
     "DEFAULT_EXPORT_KINDS",
     "EXPORT_FORMATS",
     "MIA_SCORES",
+    "UNLEARN_METHODS",
+    "AuditConfig",
     "EvaluateConfig",
     "ExportConfig",
     "FromMapping",
@@ -51,6 +55,7 @@ __all__ = [
     "RewriteConfig",
     "SeedsConfig",
     "SynthesizeConfig",
+    "UnlearnConfig",
     "check_finite",
     "check_positive",
     "check_sampling",

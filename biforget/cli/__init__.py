@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from biforget.cli import generate, sets
+from biforget.cli import generate, loop, sets
 from biforget.cli.exits import EXIT_CODES, exit_code_for, main, run
 from biforget.cli.shared import app
 
-__all__ = ["EXIT_CODES", "app", "exit_code_for", "generate", "main", "run", "sets"]
+__all__ = ["EXIT_CODES", "app", "exit_code_for", "generate", "loop", "main", "run", "sets"]

@@ -1,0 +1,287 @@
+"""`audit`: scores equal a direct computation from the logits; shifts, ratios, the CLI's shape and errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import biforget.api_loop
+from biforget import cli
+from biforget.config import AuditConfig, ModelOptions
+from biforget.console import Tracker
+from biforget.io.sets import read_set
+from biforget.models.base import TokenLogprobs
+from biforget.models.fake import FakeModel, echo
+from biforget.pipelines.audit import prepare_set, score_set
+
+FORGET = [
+    "The owl carries letters to the castle every morning before breakfast.",
+    "A green snake talks to the boy through the glass at the zoo.",
+    "The train leaves from platform nine and three quarters at eleven.",
+]
+HELDOUT = [
+    "The boy plays a ball game on broomsticks high above the school grounds.",
+    "A giant keeper of keys brings the boy his first birthday cake.",
+]
+RETAIN = ["Bread dough rises because yeast feeds on the sugars in flour.", "Tides follow the moon."]
+QA = [
+    {"question": "Who carries the letters?", "answer": "The owl carries them."},
+    {"question": "Where does the train leave from?", "answer": "Platform nine and three quarters."},
+]
+
+
+def write_jsonl(path: Path, rows: Sequence[dict[str, Any] | str]) -> Path:
+    lines = [json.dumps(r if isinstance(r, dict) else {"text": r}) for r in rows]
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def test_nll_and_mink_equal_a_direct_computation_from_the_logits(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    import torch
+
+    from biforget.models import load_text_model
+
+    model: Any = load_text_model(ModelOptions(model=str(tiny_model_dir), device="cpu"))
+    config = AuditConfig(unlearned=("x",), forget=tmp_path / "f.jsonl", mink_k=0.2, rouge=False)
+    text_set = prepare_set(read_set(write_jsonl(tmp_path / "f.jsonl", FORGET)), "forget", False)
+    qa_set = prepare_set(read_set(write_jsonl(tmp_path / "qa.jsonl", QA)), "heldout", False)
+    texts = score_set(model, text_set, config, Tracker(), None)
+    qa = score_set(model, qa_set, config, Tracker(), None)
+    tokenizer = model.hf_tokenizer
+    prefix = [tokenizer.bos_token_id] if model.prepends_bos else []
+
+    def direct(context: str, target: str) -> np.ndarray:
+        context_ids = tokenizer(context, add_special_tokens=False)["input_ids"] if context else []
+        ids = prefix + context_ids + tokenizer(target, add_special_tokens=False)["input_ids"]
+        start = max(1, len(prefix) + len(context_ids))
+        with torch.no_grad():
+            logits = model.model(input_ids=torch.tensor([ids])).logits[0].double()
+        logprobs = torch.log_softmax(logits, dim=-1)
+        return np.array([float(logprobs[t - 1, ids[t]]) for t in range(start, len(ids))])
+
+    for index, text in enumerate(FORGET):
+        values = direct("", text)
+        lowest = np.sort(values)[: max(1, int(0.2 * len(values)))]
+        assert texts.nll[index] == pytest.approx(-values.mean(), abs=1e-6)
+        assert texts.mink[index] == pytest.approx(lowest.mean(), abs=1e-6)
+    summary = texts.summary()
+    assert summary["nll"] == pytest.approx(np.mean(texts.nll), abs=1e-6)
+    assert summary["answer_nll"] is None and summary["rouge_l"] is None
+    for index, row in enumerate(QA):
+        values = direct(row["question"], " " + row["answer"])
+        assert qa.answer_nll is not None
+        assert qa.answer_nll[index] == pytest.approx(-values.mean(), abs=1e-6)
+        whole = direct("", row["question"] + " " + row["answer"])
+        assert qa.nll[index] == pytest.approx(-whole.mean(), abs=1e-6)
+
+
+def test_rouge_l_is_the_recall_of_the_greedy_answer(tmp_path: Path) -> None:
+    answers = {
+        "Who carries the letters?": "owl carries letters",
+        "Where does the train leave from?": "nowhere",
+    }
+    model = FakeModel(lambda request, draw: answers[request.prompt])
+    config = AuditConfig(unlearned=("x",), forget=tmp_path / "qa.jsonl", max_new_tokens=7)
+    qa_set = prepare_set(read_set(write_jsonl(tmp_path / "qa.jsonl", QA)), "forget", False)
+    scores = score_set(model, qa_set, config, Tracker(), None)
+    # "the owl carries them" against "owl carries letters": a common subsequence of 2 of its 4 words.
+    assert scores.rouge_l == [pytest.approx(0.5), 0.0]
+    assert all(r.temperature == 0.0 and r.max_new_tokens == 7 and r.chat for r in model.requests)
+
+
+class Shifted(FakeModel):
+    """The fake backend's scores, every token of the texts in `drop` made `drop[text]` nats less likely."""
+
+    def __init__(self, name: str, drop: dict[str, float]) -> None:
+        super().__init__(echo, name=name)
+        self.drop = drop
+
+    def token_logprobs(
+        self, texts: Sequence[str], context: Sequence[str] | None = None
+    ) -> list[TokenLogprobs]:
+        scores = super().token_logprobs(texts, context)
+        return [
+            TokenLogprobs(s.token_ids, s.logprobs - self.drop.get(t, 0.0), s.expected, s.variance)
+            for s, t in zip(scores, texts, strict=True)
+        ]
+
+
+@pytest.fixture
+def models(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """`fake:target` and two unlearned fakes; records which models were loaded, in order."""
+    drops = {
+        "fake:target": {},
+        "fake:strong": {
+            **dict.fromkeys(FORGET, 2.0),
+            **dict.fromkeys(HELDOUT, 0.5),
+            **dict.fromkeys(RETAIN, 0.1),
+        },
+        "fake:weak": {**dict.fromkeys(FORGET, 1.0), **dict.fromkeys(RETAIN, 0.4)},
+    }
+    loaded: list[str] = []
+
+    def load(options: ModelOptions) -> FakeModel:
+        loaded.append(options.model)
+        return Shifted(options.model, drops[options.model])
+
+    monkeypatch.setattr(biforget.api_loop, "load_text_model", load)
+    return loaded
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, Any, str]:
+    code = cli.run(["audit", *args])
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if out.strip() else None), err
+
+
+def test_report_on_stdout_table_on_stderr(
+    models: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    forget = write_jsonl(tmp_path / "forget.jsonl", FORGET)
+    heldout = write_jsonl(tmp_path / "heldout.jsonl", HELDOUT)
+    retain = tmp_path / "retain.txt"
+    retain.write_text("\n\n".join(RETAIN) + "\n", encoding="utf-8")
+    args = ["-m", "fake:target", "--unlearned", "fake:strong", "--unlearned", "fake:weak", "--name", "strong"]
+    args += ["--name", "weak", "--forget", str(forget), "--heldout", str(heldout), "--retain", str(retain)]
+    code, report, err = run([*args, "--plots", str(tmp_path / "plots")], capsys)
+    assert code == 0, err
+    assert models == ["fake:target", "fake:strong", "fake:weak"]
+    assert set(report) == {"settings", "target", "models", "notes", "plots"}
+    assert list(report["target"]) == ["forget", "heldout", "retain"]
+    assert set(report["target"]["forget"]) == {"records", "nll", "mink", "answer_nll", "rouge_l", "unscored"}
+    strong, weak = report["models"]["strong"], report["models"]["weak"]
+    assert strong["shift"]["forget"]["nll"] == pytest.approx(2.0)
+    assert strong["shift"]["forget"]["mink"] == pytest.approx(-2.0)
+    assert strong["transfer"] == pytest.approx(0.25)
+    assert strong["damage"] == pytest.approx(0.1)
+    assert strong["selectivity"] == pytest.approx(0.4)
+    assert weak["transfer"] == pytest.approx(0.0) and weak["selectivity"] == pytest.approx(-0.4)
+    assert report["notes"] == []
+    assert "transfer" in err and "selectivity" in err and "forget (3)" in err
+    assert sorted(Path(p).name for p in report["plots"]) == ["forget_nll.png", "shifts.png"]
+    assert all(Path(p).stat().st_size > 1000 for p in report["plots"])
+
+
+def test_without_heldout_and_retain_the_ratios_are_null(
+    models: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    forget = write_jsonl(tmp_path / "forget.jsonl", FORGET)
+    code, report, _ = run(
+        ["-m", "fake:target", "--unlearned", "fake:strong", "--forget", str(forget), "-q"], capsys
+    )
+    assert code == 0
+    row = report["models"]["fake:strong"]
+    assert row["transfer"] is None and row["damage"] is None and row["selectivity"] is None
+    assert len(report["notes"]) == 2
+
+
+def test_qa_sets_get_answer_metrics(
+    models: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    forget = write_jsonl(tmp_path / "qa.jsonl", QA)
+    code, report, _ = run(
+        ["-m", "fake:target", "--unlearned", "fake:weak", "--forget", str(forget), "-q"], capsys
+    )
+    assert code == 0
+    row = report["target"]["forget"]
+    assert row["answer_nll"] is not None and row["rouge_l"] is not None
+    assert report["settings"]["sets"]["forget"]["qa"] is True
+
+
+def one_error(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def test_a_folder_that_is_no_model_is_a_one_line_error(
+    models: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    forget = write_jsonl(tmp_path / "forget.jsonl", FORGET)
+    folder = tmp_path / "not-a-model"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("hello", encoding="utf-8")
+    code, out, err = run(["-m", "fake:target", "--unlearned", str(folder), "--forget", str(forget)], capsys)
+    assert code == 1 and out is None
+    assert "not a transformers model" in one_error(err)
+    assert models == []
+
+
+def test_a_set_without_text_is_a_one_line_error(
+    models: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    forget = write_jsonl(tmp_path / "forget.jsonl", FORGET)
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"title": "x"}])
+    args = ["-m", "fake:target", "--unlearned", "fake:weak", "--forget", str(forget), "--retain", str(bad)]
+    code, out, err = run(args, capsys)
+    assert code == 1 and out is None
+    assert "record has no 'text' field" in one_error(err)
+
+
+def test_a_qa_set_with_text_records_mixed_in_is_a_one_line_error(
+    models: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mixed = write_jsonl(tmp_path / "mixed.jsonl", [*QA, FORGET[0]])
+    args = ["-m", "fake:target", "--unlearned", "fake:weak", "--forget", str(mixed)]
+    code, out, err = run(args, capsys)
+    assert code == 1 and out is None
+    assert "mixes question/answer records with text-only ones (record 3" in one_error(err)
+    code, report, _ = run([*args, "--as-text", "-q"], capsys)
+    assert code == 0 and report["target"]["forget"]["answer_nll"] is None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--forget", "{forget}"], "give at least one --unlearned"),
+        (["--unlearned", "fake:weak"], "--forget SET is required"),
+        (
+            ["--unlearned", "fake:weak", "--forget", "{forget}", "--mink-k", "0"],
+            "--mink-k must lie in (0, 1]",
+        ),
+        (
+            ["--unlearned", "fake:weak", "--name", "a", "--name", "b", "--forget", "{forget}"],
+            "--name given 2",
+        ),
+    ],
+)
+def test_usage_errors_exit_2(
+    args: list[str], message: str, models: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    forget = write_jsonl(tmp_path / "forget.jsonl", FORGET)
+    code, out, err = run(["-m", "fake:target", *(a.format(forget=forget) for a in args)], capsys)
+    assert code == 2 and out is None
+    assert message in one_error(err)
+
+
+@pytest.mark.model
+def test_the_loop_on_the_default_model(
+    default_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A few GA steps on four paragraphs of our notes move them more than unrelated text."""
+    repo = Path(__file__).resolve().parent.parent
+    notes = read_set(repo / "examples" / "wizarding-notes.txt").texts
+    unrelated = read_set(repo / "examples" / "unrelated-notes.txt").texts
+    forget = write_jsonl(tmp_path / "forget.jsonl", notes[:4])
+    retain = write_jsonl(tmp_path / "retain.jsonl", unrelated[:4])
+    out = tmp_path / "ga"
+    code = cli.run(
+        ["unlearn", "-i", str(forget), "--out", str(out), "--steps", "4", "--batch-size", "2", "-q"]
+    )
+    assert code == 0, capsys.readouterr().err
+    capsys.readouterr()
+    code, report, err = run(
+        ["--unlearned", str(out), "--forget", str(forget), "--retain", str(retain), "-q"], capsys
+    )
+    assert code == 0, err
+    row = report["models"]["ga"]
+    assert row["shift"]["forget"]["nll"] > 0.05
+    assert row["shift"]["forget"]["nll"] > row["damage"]
