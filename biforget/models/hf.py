@@ -20,7 +20,7 @@ import torch
 
 from biforget import console
 from biforget.config import ModelOptions
-from biforget.errors import ModelError, UsageError
+from biforget.errors import ModelError
 from biforget.models.base import Capability, GenerationRequest, TokenLogprobs
 from biforget.models.hf_sampling import RowSampler
 from biforget.models.hf_settings import (
@@ -31,6 +31,7 @@ from biforget.models.hf_settings import (
     resolve_dtype,
 )
 from biforget.models.hub import first_line, from_pretrained, quiet_hf_libraries
+from biforget.models.prompting import fit_prompt
 from biforget.models.sources import ModelSource, resolve_model
 from biforget.records import derive_seed
 
@@ -179,24 +180,18 @@ class HFTextModel:
         )
 
     def _encode_prompt(self, prompt: str, chat: bool, max_new_tokens: int) -> list[int]:
-        # A chat template already writes its special tokens; raw text gets the tokenizer's own.
-        add_special = not (chat and self.use_chat_template)
-        ids = list(self.hf_tokenizer(self.render(prompt, chat), add_special_tokens=add_special)["input_ids"])
-        budget = self.max_length - max_new_tokens
-        if len(ids) <= budget:
-            return ids
-        if budget < 16:
-            raise UsageError(
-                f"--max-new-tokens {max_new_tokens} leaves no room for a prompt in {self.name}'s "
-                f"{self.max_length}-token context"
-            )
-        # Cut the prompt's own text, not the chat markup around it, so the model still sees a turn to answer.
-        prompt_ids = list(self.hf_tokenizer(prompt, add_special_tokens=False)["input_ids"])
-        keep = max(1, len(prompt_ids) - (len(ids) - budget))
-        cut = str(self.hf_tokenizer.decode(prompt_ids[:keep], skip_special_tokens=True))
-        self.truncated_prompts += 1
-        ids = list(self.hf_tokenizer(self.render(cut, chat), add_special_tokens=add_special)["input_ids"])
-        return ids[-budget:]
+        ids, cut = fit_prompt(
+            self.hf_tokenizer,
+            self.render,
+            prompt,
+            chat=chat,
+            templated=chat and self.use_chat_template,
+            max_new_tokens=max_new_tokens,
+            max_length=self.max_length,
+            model_name=self.name,
+        )
+        self.truncated_prompts += cut
+        return ids
 
     def _pad(self, rows: Sequence[list[int]], side: str) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(row) for row in rows)

@@ -14,6 +14,7 @@ import torch
 
 from biforget.config import ModelOptions
 from biforget.errors import ModelError, UsageError
+from biforget.models.args import boolean
 
 NAME = "hf"
 DTYPES = ("auto", "float32", "bfloat16", "float16", "float64")
@@ -24,16 +25,8 @@ MODEL_ARGS: dict[str, Callable[[str], Any]] = {
     "attn_implementation": str,
     "revision": str,
     "device_map": str,
-    "trust_remote_code": lambda value: _boolean(value),
+    "trust_remote_code": boolean,
 }
-
-
-def _boolean(value: str) -> bool:
-    if value.lower() in ("1", "true", "yes", "on"):
-        return True
-    if value.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("expected true or false")
 
 
 @dataclass(frozen=True)

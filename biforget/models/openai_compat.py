@@ -32,6 +32,7 @@ import numpy as np
 
 from biforget.config import ModelOptions
 from biforget.errors import ModelError, UsageError
+from biforget.models.args import boolean, positive_int
 from biforget.models.base import Capability, GenerationRequest, Tokenizer, TokenLogprobs
 from biforget.records import derive_seed
 
@@ -47,13 +48,6 @@ PROBE_TEXT = "The quick brown fox jumps over the lazy dog."
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 T = TypeVar("T")
-
-
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise ValueError("must be at least 1")
-    return number
 
 
 def _non_negative_int(value: str) -> int:
@@ -76,22 +70,14 @@ def _env_name(value: str) -> str:
     return value
 
 
-def _boolean(value: str) -> bool:
-    if value.lower() in ("1", "true", "yes", "on"):
-        return True
-    if value.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("expected true or false")
-
-
 MODEL_ARGS: dict[str, Callable[[str], Any]] = {
     "model": str,
     "api_key_env": _env_name,
-    "concurrency": _positive_int,
+    "concurrency": positive_int,
     "timeout": _positive_seconds,
     "max_retries": _non_negative_int,
     # Some servers reject `seed` (or, like vLLM's CPU engine, fail on per-request seeds).
-    "send_seed": _boolean,
+    "send_seed": boolean,
 }
 
 

@@ -27,22 +27,17 @@ import numpy as np
 from biforget import console
 from biforget.config import ModelOptions
 from biforget.errors import ModelError, UsageError
+from biforget.models.args import boolean, positive_int
 from biforget.models.base import Capability, GenerationRequest, TokenLogprobs
 from biforget.models.hub import first_line
 from biforget.models.openai_compat import request_seed
+from biforget.models.prompting import fit_prompt
 
 NAME = "vllm"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 # Requests per wave on a GPU: the engine schedules its own batches, and a wave of the hf backend's
 # CPU-sized 32 would leave most of a GPU idle between waves.
 GPU_WAVE = 256
-
-
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise ValueError("must be at least 1")
-    return number
 
 
 def _fraction(value: str) -> float:
@@ -58,25 +53,17 @@ def _dtype(value: str) -> str:
     return value
 
 
-def _boolean(value: str) -> bool:
-    if value.lower() in ("1", "true", "yes", "on"):
-        return True
-    if value.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("expected true or false")
-
-
 # `--model-arg` keys, passed through to `vllm.LLM(...)` under the same names.
 MODEL_ARGS: dict[str, Callable[[str], Any]] = {
-    "tensor_parallel_size": _positive_int,
-    "pipeline_parallel_size": _positive_int,
-    "max_model_len": _positive_int,
+    "tensor_parallel_size": positive_int,
+    "pipeline_parallel_size": positive_int,
+    "max_model_len": positive_int,
     "gpu_memory_utilization": _fraction,
     "dtype": _dtype,
     "quantization": str,
-    "max_num_seqs": _positive_int,
-    "enforce_eager": _boolean,
-    "trust_remote_code": _boolean,
+    "max_num_seqs": positive_int,
+    "enforce_eager": boolean,
+    "trust_remote_code": boolean,
     "revision": str,
     # The engine's own seed (requests carry their own; see VLLMTextModel.per_request_seed).
     "seed": int,
@@ -202,23 +189,19 @@ class VLLMTextModel:
         )
 
     def _encode_prompt(self, prompt: str, chat: bool, max_new_tokens: int) -> list[int]:
-        add_special = not (chat and self.use_chat_template)
-        ids = list(self.hf_tokenizer(self.render(prompt, chat), add_special_tokens=add_special)["input_ids"])
-        budget = self.max_length - max_new_tokens
-        if len(ids) <= budget:
-            return ids
-        if budget < 16:
-            raise UsageError(
-                f"--max-new-tokens {max_new_tokens} leaves no room for a prompt in {self.name}'s "
-                f"{self.max_length}-token context (raise --model-arg max_model_len)"
-            )
-        # As in the hf backend: cut the prompt's own text, keep the chat markup around it.
-        prompt_ids = list(self.hf_tokenizer(prompt, add_special_tokens=False)["input_ids"])
-        keep = max(1, len(prompt_ids) - (len(ids) - budget))
-        cut = str(self.hf_tokenizer.decode(prompt_ids[:keep], skip_special_tokens=True))
-        self.truncated_prompts += 1
-        ids = list(self.hf_tokenizer(self.render(cut, chat), add_special_tokens=add_special)["input_ids"])
-        return ids[-budget:]
+        ids, cut = fit_prompt(
+            self.hf_tokenizer,
+            self.render,
+            prompt,
+            chat=chat,
+            templated=chat and self.use_chat_template,
+            max_new_tokens=max_new_tokens,
+            max_length=self.max_length,
+            model_name=self.name,
+            hint=" (raise --model-arg max_model_len)",
+        )
+        self.truncated_prompts += cut
+        return ids
 
     def sampling_params(self, request: GenerationRequest) -> Any:
         from vllm import SamplingParams

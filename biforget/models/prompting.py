@@ -1,0 +1,42 @@
+"""Fitting a prompt into a model's context, for the backends that tokenize prompts themselves."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from biforget.errors import UsageError
+
+
+def fit_prompt(
+    tokenizer: Any,
+    render: Callable[[str, bool], str],
+    prompt: str,
+    *,
+    chat: bool,
+    templated: bool,
+    max_new_tokens: int,
+    max_length: int,
+    model_name: str,
+    hint: str = "",
+) -> tuple[list[int], bool]:
+    """The prompt's token ids, cut to leave `max_new_tokens` of the context, and whether it was cut.
+
+    The prompt's own text is cut, not the chat markup around it, so the model still sees a turn to
+    answer. `templated`: the rendering is a chat template, which writes its own special tokens; raw
+    text gets the tokenizer's."""
+    add_special = not templated
+    ids = list(tokenizer(render(prompt, chat), add_special_tokens=add_special)["input_ids"])
+    budget = max_length - max_new_tokens
+    if len(ids) <= budget:
+        return ids, False
+    if budget < 16:
+        raise UsageError(
+            f"--max-new-tokens {max_new_tokens} leaves no room for a prompt in {model_name}'s "
+            f"{max_length}-token context{hint}"
+        )
+    prompt_ids = list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    keep = max(1, len(prompt_ids) - (len(ids) - budget))
+    cut = str(tokenizer.decode(prompt_ids[:keep], skip_special_tokens=True))
+    ids = list(tokenizer(render(cut, chat), add_special_tokens=add_special)["input_ids"])
+    return ids[-budget:], True
