@@ -31,7 +31,7 @@ from biforget.models.hf_settings import (
     resolve_dtype,
 )
 from biforget.models.hub import first_line, from_pretrained, quiet_hf_libraries
-from biforget.models.prompting import fit_prompt
+from biforget.models.prompting import fit_prompt, render_prompt
 from biforget.models.sources import ModelSource, resolve_model
 from biforget.records import derive_seed
 
@@ -171,13 +171,7 @@ class HFTextModel:
     # ----------------------------------------------------------------------------------- generation
 
     def render(self, prompt: str, chat: bool = True) -> str:
-        if not (chat and self.use_chat_template):
-            return prompt
-        return str(
-            self.hf_tokenizer.apply_chat_template(
-                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-            )
-        )
+        return render_prompt(self.hf_tokenizer, prompt, chat=chat, use_chat_template=self.use_chat_template)
 
     def _encode_prompt(self, prompt: str, chat: bool, max_new_tokens: int) -> list[int]:
         ids, cut = fit_prompt(

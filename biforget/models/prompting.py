@@ -8,6 +8,17 @@ from typing import Any
 from biforget.errors import UsageError
 
 
+def render_prompt(tokenizer: Any, prompt: str, *, chat: bool, use_chat_template: bool) -> str:
+    """The text a model continues: the prompt as a user turn of its chat template, or as it is."""
+    if not (chat and use_chat_template):
+        return prompt
+    return str(
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        )
+    )
+
+
 def fit_prompt(
     tokenizer: Any,
     render: Callable[[str, bool], str],

@@ -31,7 +31,7 @@ from biforget.models.args import boolean, positive_int
 from biforget.models.base import Capability, GenerationRequest, TokenLogprobs
 from biforget.models.hub import first_line
 from biforget.models.openai_compat import request_seed
-from biforget.models.prompting import fit_prompt
+from biforget.models.prompting import fit_prompt, render_prompt
 
 NAME = "vllm"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -180,13 +180,7 @@ class VLLMTextModel:
     # ----------------------------------------------------------------------------------- generation
 
     def render(self, prompt: str, chat: bool = True) -> str:
-        if not (chat and self.use_chat_template):
-            return prompt
-        return str(
-            self.hf_tokenizer.apply_chat_template(
-                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-            )
-        )
+        return render_prompt(self.hf_tokenizer, prompt, chat=chat, use_chat_template=self.use_chat_template)
 
     def _encode_prompt(self, prompt: str, chat: bool, max_new_tokens: int) -> list[int]:
         ids, cut = fit_prompt(
