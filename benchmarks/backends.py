@@ -24,21 +24,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-POINTS = [
-    "Hogwarts School of Witchcraft and Wizardry",
-    "Lord Voldemort",
-    "Quidditch",
-    "The Philosopher's Stone",
-    "Diagon Alley",
-    "Severus Snape",
-    "The Triwizard Tournament",
-    "Gryffindor House",
-]
-TOP_P = 0.95
+from reference import POINTS, TOP_P, plain_batched, timed
 
 
 def build_prompts(count: int) -> list[str]:
@@ -60,47 +49,12 @@ def requests_for(prompts: list[str], temperature: float, new_tokens: int) -> lis
     ]
 
 
-def timed(label: str, model: Any, work: Callable[[], object]) -> dict[str, float]:
-    before = model.generated_tokens
-    start = time.perf_counter()
-    work()
-    seconds = time.perf_counter() - start
-    tokens = model.generated_tokens - before
-    print(f"  {label}: {tokens} tokens in {seconds:.1f} s = {tokens / seconds:.1f} tokens/s", file=sys.stderr)
-    return {"tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds}
-
-
 def in_waves(model: Any, requests: list[Any]) -> None:
     from biforget.pipelines import wave_size
 
     step = wave_size(model)
     for start in range(0, len(requests), step):
         model.generate(requests[start : start + step])
-
-
-def plain_batched(model: Any, prompts: list[str], args: argparse.Namespace) -> None:
-    import torch
-
-    tokenizer = model.hf_tokenizer
-    rendered = [model.render(p) for p in prompts]
-    for start in range(0, len(rendered), args.batch_size):
-        batch = tokenizer(
-            rendered[start : start + args.batch_size],
-            return_tensors="pt",
-            padding=True,
-            add_special_tokens=False,
-        ).to(model.device)
-        with torch.inference_mode():
-            out = model.model.generate(
-                **batch,
-                do_sample=True,
-                temperature=args.temperature,
-                top_p=TOP_P,
-                top_k=0,
-                max_new_tokens=args.new_tokens,
-                pad_token_id=tokenizer.pad_token_id,
-            )
-        model.generated_tokens += int((out[:, batch["input_ids"].shape[1] :] != tokenizer.pad_token_id).sum())
 
 
 def run_in_process(
@@ -111,7 +65,19 @@ def run_in_process(
 
     hf = load_text_model(ModelOptions(model="default", batch_size=args.batch_size))
     hf.generate(requests[:2])  # warm-up
-    results = {"plain_batched": timed("plain batched generate", hf, lambda: plain_batched(hf, prompts, args))}
+    results = {
+        "plain_batched": timed(
+            "plain batched generate",
+            hf,
+            lambda: plain_batched(
+                hf,
+                prompts,
+                batch_size=args.batch_size,
+                temperature=args.temperature,
+                new_tokens=args.new_tokens,
+            ),
+        )
+    }
     if with_backend:
         results["hf"] = timed("hf backend", hf, lambda: in_waves(hf, requests))
     return results

@@ -2,7 +2,8 @@
 
 Same model, same prompts, same number of new tokens, one run, generated tokens counted (padding and
 end-of-sequence excluded). Prints tokens/s for each path and the ratios the project targets:
-biforget / one-at-a-time >= 5, biforget within 10% of plain batched generate.
+biforget / one-at-a-time >= 5, biforget within 10% of plain batched generate. Beside them, the wall-time
+ratios for the same prompts, which do not move with how long the sampled texts happen to run.
 
     python benchmarks/generation.py                 # 64 prompts x 64 new tokens, default model
     python benchmarks/generation.py --prompts 16    # a quicker look
@@ -13,9 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 
 import torch
+from reference import POINTS, TOP_P, plain_batched, timed
 
 from biforget.config import ModelOptions, SynthesizeConfig
 from biforget.models import load_embedder, load_text_model
@@ -23,17 +24,6 @@ from biforget.models.base import GenerationRequest
 from biforget.models.hf import HFTextModel
 from biforget.pipelines.synthesize import plan_units, select_templates, synthesize_samples
 from biforget.records import make_record
-
-POINTS = [
-    "Hogwarts School of Witchcraft and Wizardry",
-    "Lord Voldemort",
-    "Quidditch",
-    "The Philosopher's Stone",
-    "Diagon Alley",
-    "Severus Snape",
-    "The Triwizard Tournament",
-    "Gryffindor House",
-]
 
 
 def build_points(count: int) -> list[dict[str, object]]:
@@ -86,18 +76,6 @@ def main() -> None:
         file=sys.stderr,
     )
 
-    def timed(label: str, work: object) -> dict[str, float]:
-        before = model.generated_tokens
-        start = time.perf_counter()
-        work()  # type: ignore[operator]
-        seconds = time.perf_counter() - start
-        tokens = model.generated_tokens - before
-        print(
-            f"  {label}: {tokens} tokens in {seconds:.1f} s = {tokens / seconds:.1f} tokens/s",
-            file=sys.stderr,
-        )
-        return {"tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds}
-
     def one_at_a_time() -> None:
         for index, prompt in enumerate(prompts):
             model.generate(
@@ -105,7 +83,7 @@ def main() -> None:
                     GenerationRequest(
                         prompt=prompt,
                         temperature=args.temperature,
-                        top_p=0.95,
+                        top_p=TOP_P,
                         max_new_tokens=args.new_tokens,
                         seed=index,
                     )
@@ -115,45 +93,41 @@ def main() -> None:
     def synthesis_path() -> None:
         list(synthesize_samples(model, embedder, points, settings))
 
-    def plain_batched() -> None:
-        tokenizer = model.hf_tokenizer
-        rendered = [model.render(p) for p in prompts]
-        for start in range(0, len(rendered), args.batch_size):
-            batch = tokenizer(
-                rendered[start : start + args.batch_size],
-                return_tensors="pt",
-                padding=True,
-                add_special_tokens=False,
-            ).to(model.device)
-            with torch.inference_mode():
-                out = model.model.generate(
-                    **batch,
-                    do_sample=True,
-                    temperature=args.temperature,
-                    top_p=0.95,
-                    top_k=0,
-                    max_new_tokens=args.new_tokens,
-                    pad_token_id=tokenizer.pad_token_id,
-                )
-            model.generated_tokens += int(
-                (out[:, batch["input_ids"].shape[1] :] != tokenizer.pad_token_id).sum()
-            )
-
     model.generate(  # warm-up
         [
-            GenerationRequest(prompt=p, temperature=args.temperature, top_p=0.95, max_new_tokens=4)
+            GenerationRequest(prompt=p, temperature=args.temperature, top_p=TOP_P, max_new_tokens=4)
             for p in prompts[:2]
         ]
     )
     results = {
-        "a_one_at_a_time": timed("(a) one generate call per prompt", one_at_a_time),
-        "b_biforget": timed("(b) biforget synthesis path", synthesis_path),
-        "c_plain_batched": timed("(c) plain batched generate", plain_batched),
+        "a_one_at_a_time": timed("(a) one generate call per prompt", model, one_at_a_time),
+        "b_biforget": timed("(b) biforget synthesis path", model, synthesis_path),
+        "c_plain_batched": timed(
+            "(c) plain batched generate",
+            model,
+            lambda: plain_batched(
+                model,
+                prompts,
+                batch_size=args.batch_size,
+                temperature=args.temperature,
+                new_tokens=args.new_tokens,
+            ),
+        ),
     }
     a, b, c = (results[k]["tokens_per_s"] for k in ("a_one_at_a_time", "b_biforget", "c_plain_batched"))
     ratios = {"b_over_a": b / a, "b_over_c": b / c}
     print(
         f"b/a = {ratios['b_over_a']:.2f} (target >= 5), b/c = {ratios['b_over_c']:.2f} (target >= 0.9)",
+        file=sys.stderr,
+    )
+    # Tokens/s moves with how long the sampled texts happen to run (a batch steps until its longest row
+    # ends), so the wall time for the same prompts and budget is printed beside it.
+    seconds = {k: results[k]["seconds"] for k in results}
+    ratios["speedup_b_over_a"] = seconds["a_one_at_a_time"] / seconds["b_biforget"]
+    ratios["speedup_b_over_c"] = seconds["c_plain_batched"] / seconds["b_biforget"]
+    print(
+        f"same prompts, wall time: a/b = {ratios['speedup_b_over_a']:.2f}, "
+        f"c/b = {ratios['speedup_b_over_c']:.2f}",
         file=sys.stderr,
     )
     print(
