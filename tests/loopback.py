@@ -133,7 +133,7 @@ class Loopback:
                 "usage": usage,
             }
         if path.endswith("/chat/completions"):
-            prompt = str(body["messages"][-1]["content"])
+            prompt = str(next(m for m in reversed(body["messages"]) if m["role"] == "user")["content"])
             choices = [
                 {
                     "index": i,

@@ -42,6 +42,7 @@ class ScriptedModel(FakeModel):
                 "seeds": [r.seed for r in requests],
                 "n": [r.n for r in requests],
                 "chat": [r.chat for r in requests],
+                "reply_starts": [r.reply_start for r in requests],
             }
         )
         return super().generate(requests)

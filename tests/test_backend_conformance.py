@@ -9,6 +9,7 @@ independent of its batch neighbours, log-prob shapes, and capability refusal.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +92,21 @@ def test_greedy_requests_give_identical_copies(backend: TextModel) -> None:
         0
     ]
     assert len(texts) == 3 and len(set(texts)) == 1
+
+
+def test_a_reply_start_opens_every_completion_and_is_continued(backend: TextModel) -> None:
+    started = GenerationRequest(
+        prompt=PROMPTS[2], temperature=1.0, top_p=0.95, max_new_tokens=8, n=2, seed=5, reply_start="Answer:"
+    )
+    texts = backend.generate([started])[0]
+    assert len(texts) == 2 and all(t.startswith("Answer:") for t in texts)
+    if backend.backend in ("hf", "vllm"):
+        # The start is the model's own turn: greedy from it is greedy from the rendered prompt plus it.
+        greedy = replace(started, temperature=0.0, n=1)
+        raw = replace(greedy, prompt=backend.render(PROMPTS[2]) + "Answer:", chat=False, reply_start="")  # type: ignore[attr-defined]
+        continued = backend.generate([greedy])[0][0]
+        alone = backend.generate([raw])[0][0]
+        assert alone and continued.removeprefix("Answer:").strip() == alone
 
 
 def test_log_prob_shapes_follow_the_capabilities(backend: TextModel) -> None:

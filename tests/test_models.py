@@ -103,7 +103,14 @@ def test_generate_sub_batches_keep_order(raw_model: HFTextModel, monkeypatch: py
     widths = [c["input_ids"].shape[1] for c in calls]
     assert widths == sorted(widths, reverse=True)
     lengths = sorted(
-        (len(ids) for ids in [raw_model._encode_prompt(p, True, 8) for p in PROMPTS]), reverse=True
+        (
+            len(ids)
+            for ids in [
+                raw_model._encode_prompt(GenerationRequest(p, temperature=0, max_new_tokens=8))
+                for p in PROMPTS
+            ]
+        ),
+        reverse=True,
     )
     real = [int(n) for c in calls for n in c["attention_mask"].sum(1)]
     assert real == lengths
@@ -179,8 +186,13 @@ def test_chat_template_applied_unless_disabled(chat_model: HFTextModel, raw_mode
     # The token ids generate sends are those of the rendered conversation, and of the bare text without it.
     tokenizer = chat_model.hf_tokenizer
     rendered_ids = tokenizer(rendered, add_special_tokens=False)["input_ids"]
-    assert chat_model._encode_prompt(prompt, True, 8) == rendered_ids
-    assert raw_model._encode_prompt(prompt, True, 8) == tokenizer(prompt)["input_ids"]
+    assert (
+        chat_model._encode_prompt(GenerationRequest(prompt, temperature=0, max_new_tokens=8)) == rendered_ids
+    )
+    assert (
+        raw_model._encode_prompt(GenerationRequest(prompt, temperature=0, max_new_tokens=8))
+        == tokenizer(prompt)["input_ids"]
+    )
     # The same request through both gives different text: the chat model continues the rendered turn.
     assert gen(chat_model, [prompt], seed=3, **SAMPLED) != gen(raw_model, [prompt], seed=3, **SAMPLED)
 

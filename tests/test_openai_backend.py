@@ -68,6 +68,29 @@ def test_chat_and_raw_requests_map_to_their_endpoints(server: Loopback) -> None:
     assert model.generated_tokens == 30
 
 
+def test_a_reply_start_is_the_assistant_turn_to_continue_or_the_raw_prompt_s_end(server: Loopback) -> None:
+    model = connect(server, f"model={MODEL}")
+    chat = GenerationRequest("Ask about Hogwarts.", temperature=0.7, seed=5, reply_start="Question:")
+    raw = GenerationRequest("Facts about owls.\n", temperature=0.7, seed=6, chat=False, reply_start="1.")
+    texts = model.generate([chat, raw])
+    by_path = {p: b for p, b in zip(server.paths, server.bodies, strict=True) if not b.get("echo")}
+    sent = by_path["/v1/chat/completions"]
+    assert sent["messages"] == [
+        {"role": "user", "content": "Ask about Hogwarts."},
+        {"role": "assistant", "content": "Question:"},
+    ]
+    assert sent["continue_final_message"] is True and sent["add_generation_prompt"] is False
+    assert by_path["/v1/completions"]["prompt"] == "Facts about owls.\n1."
+    # The server answers with the continuation only; the start is put back in front of it.
+    assert texts == [
+        ["Question:" + pick(chat.prompt, request_seed(chat), 0)],
+        [("1. " + pick(raw.prompt + "1.", request_seed(raw), 0)).strip()],
+    ]
+    # Without a start, no extension is sent: a plain OpenAI server gets a plain request.
+    model.generate([GenerationRequest("Describe Hogwarts.", temperature=0.7, seed=5)])
+    assert "continue_final_message" not in server.generation_calls()[-1]
+
+
 def test_greedy_asks_once_and_copies(server: Loopback) -> None:
     model = connect(server)
     [texts] = model.generate([GenerationRequest("Name a wizard.", temperature=0.0, n=3)])

@@ -19,7 +19,8 @@ class GenerationRequest:
     The seed belongs to the request and comes from its place in the caller's work plan, so a request's
     text never depends on which other requests a backend batches it with. `temperature=0` is greedy.
     `chat=False` sends the prompt as raw text to be continued (few-shot completion prompts) even when
-    the model has a chat template.
+    the model has a chat template. `reply_start` is written at the start of the model's turn for it to
+    continue; every completion returned begins with it.
     """
 
     prompt: str
@@ -29,6 +30,7 @@ class GenerationRequest:
     n: int = 1
     seed: int = 0
     chat: bool = True
+    reply_start: str = ""
 
 
 @dataclass(frozen=True)

@@ -206,6 +206,14 @@ def load(target: str, options: ModelOptions) -> FakeModel:
     )
 
 
+def _begin_with(text: str, reply_start: str) -> str:
+    """A scripted reply as a continuation of the reply's given start: scripts write whole replies, so
+    one that already opens with the start is taken as its continuation."""
+    if not reply_start or text.startswith(reply_start):
+        return text
+    return reply_start + text if text[:1].isspace() else f"{reply_start} {text}"
+
+
 class WordTokenizer:
     """Whitespace words as tokens; ids are handed out in order of first sight."""
 
@@ -271,7 +279,10 @@ class FakeModel:
         self.requests.extend(requests)
         # Greedy decoding has one answer: its n copies are the first draw's.
         return [
-            [self.script(request, draw if request.temperature > 0 else 0) for draw in range(request.n)]
+            [
+                _begin_with(self.script(request, draw if request.temperature > 0 else 0), request.reply_start)
+                for draw in range(request.n)
+            ]
             for request in requests
         ]
 

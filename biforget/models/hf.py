@@ -173,14 +173,15 @@ class HFTextModel:
     def render(self, prompt: str, chat: bool = True) -> str:
         return render_prompt(self.hf_tokenizer, prompt, chat=chat, use_chat_template=self.use_chat_template)
 
-    def _encode_prompt(self, prompt: str, chat: bool, max_new_tokens: int) -> list[int]:
+    def _encode_prompt(self, request: GenerationRequest) -> list[int]:
         ids, cut = fit_prompt(
             self.hf_tokenizer,
             self.render,
-            prompt,
-            chat=chat,
-            templated=chat and self.use_chat_template,
-            max_new_tokens=max_new_tokens,
+            request.prompt,
+            chat=request.chat,
+            templated=request.chat and self.use_chat_template,
+            max_new_tokens=request.max_new_tokens,
+            reply_start=request.reply_start,
             max_length=self.max_length,
             model_name=self.name,
         )
@@ -212,7 +213,7 @@ class HFTextModel:
         if not requests:
             return []
         truncated_before = self.truncated_prompts
-        encoded = [self._encode_prompt(r.prompt, r.chat, r.max_new_tokens) for r in requests]
+        encoded = [self._encode_prompt(r) for r in requests]
         if self.truncated_prompts > truncated_before:
             console.warn(
                 f"{self.truncated_prompts - truncated_before} prompt(s) cut to fit {self.name}'s "
@@ -271,7 +272,8 @@ class HFTextModel:
             # have generated alone.
             kept = row_tokens[: request.max_new_tokens]
             self.generated_tokens += int((kept != pad).sum())
-            texts.append(self.hf_tokenizer.decode(kept, skip_special_tokens=True).strip())
+            reply = self.hf_tokenizer.decode(kept, skip_special_tokens=True)
+            texts.append((request.reply_start + reply).strip())
         return texts
 
     # -------------------------------------------------------------------------------------- scoring

@@ -197,16 +197,29 @@ class OpenAITextModel:
     def _complete(self, request: GenerationRequest) -> list[str]:
         # Greedy decoding gives one text; asking for n copies would only cost the server work.
         n = request.n if request.temperature > 0 else 1
+        start = request.reply_start
         if request.chat and self.chat:
+            messages = [{"role": "user", "content": request.prompt}]
+            extra: dict[str, Any] = {}
+            if start:
+                # The reply's start as the model's own unfinished turn: vLLM's and SGLang's chat
+                # extension for continuing the last message rather than opening a new one.
+                messages.append({"role": "assistant", "content": start})
+                extra = {"continue_final_message": True, "add_generation_prompt": False}
             response = self.client.chat.completions.create(
-                messages=[{"role": "user", "content": request.prompt}], **self._sampling(request, n)
+                messages=messages, extra_body=extra or None, **self._sampling(request, n)
             )
             texts = [
-                (c.message.content or "").strip() for c in sorted(response.choices, key=lambda c: c.index)
+                (start + (c.message.content or "")).strip()
+                for c in sorted(response.choices, key=lambda c: c.index)
             ]
         else:
-            response = self.client.completions.create(prompt=request.prompt, **self._sampling(request, n))
-            texts = [(c.text or "").strip() for c in sorted(response.choices, key=lambda c: c.index)]
+            response = self.client.completions.create(
+                prompt=request.prompt + start, **self._sampling(request, n)
+            )
+            texts = [
+                (start + (c.text or "")).strip() for c in sorted(response.choices, key=lambda c: c.index)
+            ]
         self._count(response.usage)
         if len(texts) != n:
             raise ModelError(f"server {self.url}: asked for {n} completions, got {len(texts)}")

@@ -30,14 +30,15 @@ def fit_prompt(
     max_length: int,
     model_name: str,
     hint: str = "",
+    reply_start: str = "",
 ) -> tuple[list[int], bool]:
     """The prompt's token ids, cut to leave `max_new_tokens` of the context, and whether it was cut.
 
-    The prompt's own text is cut, not the chat markup around it, so the model still sees a turn to
-    answer. `templated`: the rendering is a chat template, which writes its own special tokens; raw
-    text gets the tokenizer's."""
+    The prompt's own text is cut, not the chat markup around it or the reply start after it, so the
+    model still sees a turn to answer. `templated`: the rendering is a chat template, which writes its
+    own special tokens; raw text gets the tokenizer's."""
     add_special = not templated
-    ids = list(tokenizer(render(prompt, chat), add_special_tokens=add_special)["input_ids"])
+    ids = list(tokenizer(render(prompt, chat) + reply_start, add_special_tokens=add_special)["input_ids"])
     budget = max_length - max_new_tokens
     if len(ids) <= budget:
         return ids, False
@@ -49,5 +50,5 @@ def fit_prompt(
     prompt_ids = list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
     keep = max(1, len(prompt_ids) - (len(ids) - budget))
     cut = str(tokenizer.decode(prompt_ids[:keep], skip_special_tokens=True))
-    ids = list(tokenizer(render(cut, chat), add_special_tokens=add_special)["input_ids"])
+    ids = list(tokenizer(render(cut, chat) + reply_start, add_special_tokens=add_special)["input_ids"])
     return ids[-budget:], True

@@ -182,14 +182,15 @@ class VLLMTextModel:
     def render(self, prompt: str, chat: bool = True) -> str:
         return render_prompt(self.hf_tokenizer, prompt, chat=chat, use_chat_template=self.use_chat_template)
 
-    def _encode_prompt(self, prompt: str, chat: bool, max_new_tokens: int) -> list[int]:
+    def _encode_prompt(self, request: GenerationRequest) -> list[int]:
         ids, cut = fit_prompt(
             self.hf_tokenizer,
             self.render,
-            prompt,
-            chat=chat,
-            templated=chat and self.use_chat_template,
-            max_new_tokens=max_new_tokens,
+            request.prompt,
+            chat=request.chat,
+            templated=request.chat and self.use_chat_template,
+            max_new_tokens=request.max_new_tokens,
+            reply_start=request.reply_start,
             max_length=self.max_length,
             model_name=self.name,
             hint=" (raise --model-arg max_model_len)",
@@ -216,10 +217,7 @@ class VLLMTextModel:
         from vllm.inputs import TokensPrompt
 
         before = self.truncated_prompts
-        prompts = [
-            TokensPrompt(prompt_token_ids=self._encode_prompt(r.prompt, r.chat, r.max_new_tokens))
-            for r in requests
-        ]
+        prompts = [TokensPrompt(prompt_token_ids=self._encode_prompt(r)) for r in requests]
         if self.truncated_prompts > before:
             console.warn(
                 f"{self.truncated_prompts - before} prompt(s) cut to fit {self.name}'s "
@@ -231,7 +229,7 @@ class VLLMTextModel:
         for request, output in zip(requests, outputs, strict=True):
             choices = sorted(output.outputs, key=lambda c: c.index)
             self.generated_tokens += sum(len(c.token_ids) for c in choices)
-            texts = [c.text.strip() for c in choices]
+            texts = [(request.reply_start + c.text).strip() for c in choices]
             results.append(texts if len(texts) == request.n else texts[:1] * request.n)
         return results
 
