@@ -48,6 +48,13 @@ _ANSWER_LABEL = re.compile(
 )
 
 
+# Either label, at the start of any line.
+_QA_LABEL_ANYWHERE = re.compile(
+    "^(?:{}|{})".format(*(label.pattern.removeprefix("^") for label in (_QUESTION_LABEL, _ANSWER_LABEL))),
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
 # The answer written on the question's own line, after the question ends: "Question: Who is he? Answer:
 # The headmaster." ("What is the answer: yes or no?" asks on.)
 _INLINE_ANSWER = re.compile(
@@ -124,6 +131,9 @@ def clean_output(text: str, prompt: str = "", *, qa: bool = False, min_words: in
             if len(qa_text(question, answer).split()) < min_words:
                 return Cleaned(None, "too_short")
             return Cleaned(qa_text(question, answer), None, question, answer)
+    if qa:
+        # Read as prose, the labels of a pair that did not hold together are no part of the text.
+        text = _QA_LABEL_ANYWHERE.sub("", text)
     cleaned = clean_body(text)
     if not cleaned:
         return Cleaned(None, "empty")

@@ -3,6 +3,10 @@
 A template's id is its path below the prompts folder without `.txt` (`seeds/points`); its hash is a
 short digest of its text, so provenance says exactly which wording produced a record. Placeholders use
 `{name}` (literal braces as `{{` and `}}`) and are checked when the template is loaded, never mid-run.
+
+A line `[reply]` ends the prompt: what follows it is the start of the model's reply, written into the
+model's turn for it to continue (`Question:` makes a small model keep the asked-for form far more often
+than an instruction alone). The reply start takes the same placeholders and is part of the hash.
 """
 
 from __future__ import annotations
@@ -24,15 +28,22 @@ def prompts_root() -> Path:
     return Path(__file__).resolve().parent.parent / "prompts"
 
 
+REPLY_MARKER = "[reply]"
+
+
 @dataclass(frozen=True)
 class Template:
     id: str
     text: str
     placeholders: frozenset[str]
+    reply_start: str = ""
 
     @property
     def hash(self) -> str:
-        return short_hash(self.text)
+        # A template without a reply start keeps the hash of its text alone.
+        if not self.reply_start:
+            return short_hash(self.text)
+        return short_hash(f"{self.text}\n{REPLY_MARKER}\n{self.reply_start}")
 
     @property
     def family(self) -> str:
@@ -43,6 +54,14 @@ class Template:
         if missing:
             raise TemplateError(f"template {self.id}: no value for {', '.join(sorted(missing))}")
         return self.text.format(**{key: values[key] for key in self.placeholders})
+
+    def render_reply(self, **values: object) -> str:
+        """The start of the model's reply, with the same values as the prompt ("" when there is none)."""
+        return (
+            self.reply_start.format(**{key: values[key] for key in self.placeholders})
+            if self.reply_start
+            else ""
+        )
 
     def provenance(self) -> dict[str, str]:
         return {"template": self.id, "template_hash": self.hash}
@@ -76,7 +95,8 @@ def load_template(
         raise TemplateError(f"template {path}: cannot read: {exc}") from None
     if not text:
         raise TemplateError(f"template {path}: empty file")
-    placeholders = parse_placeholders(text, template_id)
+    text, reply_start = split_reply(text, path)
+    placeholders = parse_placeholders(text, template_id) | parse_placeholders(reply_start, template_id)
     unknown = placeholders - set(allowed)
     if unknown:
         raise TemplateError(
@@ -88,7 +108,24 @@ def load_template(
         raise TemplateError(
             f"template {path}: missing placeholder {', '.join('{' + n + '}' for n in sorted(missing))}"
         )
-    return Template(template_id, text, placeholders)
+    return Template(template_id, text, placeholders, reply_start)
+
+
+def split_reply(text: str, path: Path) -> tuple[str, str]:
+    """The prompt and the reply start of a template file's text (see the module docstring)."""
+    lines = text.splitlines()
+    marks = [i for i, line in enumerate(lines) if line.strip() == REPLY_MARKER]
+    if not marks:
+        return text, ""
+    if len(marks) > 1:
+        raise TemplateError(f"template {path}: {REPLY_MARKER} stands on {len(marks)} lines; give it once")
+    prompt = "\n".join(lines[: marks[0]]).strip()
+    reply = "\n".join(lines[marks[0] + 1 :]).strip()
+    if not prompt or not reply:
+        raise TemplateError(
+            f"template {path}: {REPLY_MARKER} needs the prompt above it and the reply's start below it"
+        )
+    return prompt, reply
 
 
 def builtin_template(template_id: str, *, allowed: Iterable[str], required: Iterable[str] = ()) -> Template:

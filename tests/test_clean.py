@@ -1,7 +1,9 @@
 """Cleaning of model outputs, on real SmolLM2-135M synthesis outputs and on the cases of each rule.
 
 tests/fixtures/smollm2_synthesis_outputs.json holds one entry per output, with the template, prompt and
-temperature that produced it."""
+temperature that produced it. tests/fixtures/smollm2_qa_reply_start_outputs.json holds 24 outputs of the
+QA templates with the reply started as "Question:" (each `output` is the model's continuation after that
+start, as the hf backend returned it, stripped)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ from biforget.text import sentences
 
 FIXTURE = Path(__file__).parent / "fixtures" / "smollm2_synthesis_outputs.json"
 OUTPUTS: list[dict[str, object]] = json.loads(FIXTURE.read_text(encoding="utf-8"))
+STARTED: list[dict[str, object]] = json.loads(
+    (FIXTURE.parent / "smollm2_qa_reply_start_outputs.json").read_text(encoding="utf-8")
+)
 
 # The opening of Harry Potter and the Philosopher's Stone, and the issue's own example: abbreviations
 # that come back must not read as a loop.
@@ -114,6 +119,28 @@ def test_qa_outputs_without_an_answer_stay_prose() -> None:
     entry = _output("qa/significance", "Question: What does")
     assert parse_qa(str(entry["output"])) is None
     assert clean_output(str(entry["output"]), str(entry["prompt"]), qa=True).question is None
+
+
+def test_started_replies_mostly_hold_the_form_and_loose_ones_lose_the_label() -> None:
+    assert {o["model"] for o in STARTED} == {"SmolLM2-135M-Instruct"} and len(STARTED) == 24
+    read = [
+        clean_output(str(o["reply_start"]) + str(o["output"]), str(o["prompt"]), qa=True) for o in STARTED
+    ]
+    paired = [c for c in read if c.question is not None]
+    # Without the start, 2 of the 48 QA-template outputs in the other fixture hold the form.
+    assert len(paired) == 11
+    assert all(c.question and "?" in c.question and c.answer for c in paired)
+    by_question = {c.question: c for c in paired}
+    assert by_question["Who or what is Quidditch?"].answer == (
+        "Quidditch is a fictional magical sport played by a team of wizarding players in Harry Potter."
+    )
+    loose = [c for c in read if c.text is not None and c.question is None]
+    assert len(loose) == 10
+    assert not any(
+        line.lstrip(' "').lower().startswith(("question:", "answer:"))
+        for c in loose
+        for line in str(c.text).splitlines()
+    )
 
 
 def test_the_templates_qa_form_is_parsed_before_any_cleaning() -> None:

@@ -147,6 +147,33 @@ def test_cleaning_dedup_and_qa_fields() -> None:
     assert not any("sorry" in str(r["text"]).lower() for r in records)
 
 
+def test_qa_templates_start_the_reply_with_the_label_and_read_what_the_model_continues() -> None:
+    def script(prompt: str, draw: int, seed: int) -> str:
+        if "Question:" not in prompt:
+            return varied(prompt, draw, seed)
+        # The two ways the default model continues "Question:": in the form, or as loose prose.
+        if seed % 2:
+            return " Why does the river flow east?\nAnswer: Because " + varied(prompt, draw, seed)
+        return "An essay on rivers: " + varied(prompt, draw, seed)
+
+    model = ScriptedModel(script)
+    records = run(model, config(rounds=1, temperatures=(0.8,)))
+    starts = {
+        (prompt, start)
+        for call in model.calls
+        for prompt, start in zip(call["prompts"], call["reply_starts"], strict=True)  # type: ignore[call-overload]
+    }
+    assert {start for prompt, start in starts if "Question:" in prompt} == {"Question:"}
+    assert {start for prompt, start in starts if "Question:" not in prompt} == {""}
+    from_qa = [r for r in records if str(r["gen"]["template"]).startswith("synthesize/qa/")]  # type: ignore[index]
+    paired = [r for r in from_qa if "question" in r]
+    assert paired and all(r["question"] == "Why does the river flow east?" for r in paired)
+    assert all(str(r["answer"]).startswith("Because w") for r in paired)
+    # A reply that left the form is prose, without the label it was started with.
+    loose = [r for r in from_qa if "question" not in r]
+    assert loose and all(str(r["text"]).startswith("An essay on rivers:") for r in loose)
+
+
 def test_converges_when_new_samples_stop_adding_diversity(tmp_path: Path) -> None:
     def script(prompt: str, draw: int, seed: int) -> str:
         rng = random.Random(hashlib.sha256(f"{prompt}|{draw}|{seed}".encode()).hexdigest())

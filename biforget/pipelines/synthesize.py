@@ -195,9 +195,8 @@ def synthesize_samples(
             return
         for wave_start in range(first_unit, len(units), step):
             wave = list(enumerate(units[wave_start : wave_start + step], start=wave_start))
-            prompts = [
-                u.template.render(point=u.point["text"], topic=_topic(u.point, config)) for _, u in wave
-            ]
+            values = [{"point": u.point["text"], "topic": _topic(u.point, config)} for _, u in wave]
+            prompts = [u.template.render(**v) for (_, u), v in zip(wave, values, strict=True)]
             outputs = model.generate(
                 [
                     GenerationRequest(
@@ -206,8 +205,9 @@ def synthesize_samples(
                         top_p=config.top_p,
                         max_new_tokens=config.max_new_tokens,
                         seed=unit_seed(unit, config.seed),
+                        reply_start=unit.template.render_reply(**v),
                     )
-                    for (_, unit), prompt in zip(wave, prompts, strict=True)
+                    for (_, unit), prompt, v in zip(wave, prompts, values, strict=True)
                 ]
             )
             made: list[Record] = []
