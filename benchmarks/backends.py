@@ -69,13 +69,7 @@ def run_in_process(
         "plain_batched": timed(
             "plain batched generate",
             hf,
-            lambda: plain_batched(
-                hf,
-                prompts,
-                batch_size=args.batch_size,
-                temperature=args.temperature,
-                new_tokens=args.new_tokens,
-            ),
+            lambda: plain_batched(hf, prompts, args),
         )
     }
     if with_backend:

@@ -105,13 +105,7 @@ def main() -> None:
         "c_plain_batched": timed(
             "(c) plain batched generate",
             model,
-            lambda: plain_batched(
-                model,
-                prompts,
-                batch_size=args.batch_size,
-                temperature=args.temperature,
-                new_tokens=args.new_tokens,
-            ),
+            lambda: plain_batched(model, prompts, args),
         ),
     }
     a, b, c = (results[k]["tokens_per_s"] for k in ("a_one_at_a_time", "b_biforget", "c_plain_batched"))

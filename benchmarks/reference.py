@@ -6,6 +6,7 @@ Imported by the scripts beside it (`python benchmarks/NAME.py` puts this folder 
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -35,13 +36,13 @@ def timed(label: str, model: Any, work: Callable[[], object]) -> dict[str, float
     return {"tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds}
 
 
-def plain_batched(
-    model: Any, prompts: Sequence[str], *, batch_size: int, temperature: float, new_tokens: int
-) -> None:
-    """Sampled `generate` on the hf backend's own model and chat rendering, `batch_size` prompts at a
-    time in input order; the tokens it writes (padding and end-of-sequence left out) are added to the
-    backend's count so `timed` measures both paths alike."""
+def plain_batched(model: Any, prompts: Sequence[str], args: argparse.Namespace) -> None:
+    """Sampled `generate` on the hf backend's own model and chat rendering, `args.batch_size` prompts at
+    a time in input order, at `args.temperature` for `args.new_tokens`; the tokens it writes (padding and
+    end-of-sequence left out) are added to the backend's count so `timed` measures both paths alike."""
     import torch
+
+    batch_size, temperature, new_tokens = args.batch_size, args.temperature, args.new_tokens
 
     tokenizer = model.hf_tokenizer
     rendered = [model.render(p) for p in prompts]
