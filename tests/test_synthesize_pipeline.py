@@ -188,9 +188,16 @@ def test_converges_when_new_samples_stop_adding_diversity(tmp_path: Path) -> Non
     )
     assert len(records) % 10 == 0 and len(records) < 3 * 8 * 2 * 4 * 2
     curve = [json.loads(line) for line in trace.read_text().splitlines()]
-    assert [c["samples"] for c in curve][:-1] == list(range(10, len(records) + 1, 10))
-    assert curve[-1]["samples"] == len(records)
-    assert curve[-2]["diversity"] - curve[-3]["diversity"] < 0.01
+    # One line per check; the run stopped at a check, so its last value is that check's line, once.
+    assert [c["samples"] for c in curve] == list(range(10, len(records) + 1, 10))
+    assert curve[-1]["diversity"] - curve[-2]["diversity"] < 0.01
+
+
+def test_the_trace_ends_with_the_value_where_the_run_stopped(tmp_path: Path) -> None:
+    trace = tmp_path / "trace.jsonl"
+    records = run(ScriptedModel(varied), config(check_every=25, max_samples=30), trace=trace)
+    curve = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert len(records) == 30 and [c["samples"] for c in curve] == [25, 30]
 
 
 @pytest.mark.parametrize("killed_after", [1, 7, 20, 45])

@@ -135,10 +135,13 @@ class _Trace:
 
     def __init__(self, path: Path | None) -> None:
         self._writer = RecordWriter(path) if path else None
+        self._last: int | None = None
 
     def write(self, samples: int, diversity: float) -> None:
-        if self._writer:
+        # The run's last value is written at its end; when a check just wrote it, once is enough.
+        if self._writer and samples != self._last:
             self._writer.write({"samples": samples, "diversity": round(diversity, 6)})
+            self._last = samples
 
     def close(self) -> None:
         if self._writer:
