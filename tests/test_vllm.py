@@ -311,6 +311,21 @@ def test_openai_generation_and_mink_against_vllm_serve(server: Server, hf_mink: 
     assert ours == pytest.approx(hf_mink, abs=0.05)
 
 
+def test_openai_reply_start_continues_the_assistant_turn_on_vllm_serve(server: Server, engine: Any) -> None:
+    model = load_text_model(ModelOptions(model=f"openai:{server.url}", model_args=("model=smollm2",)))
+    prompt = "Ask one question about Hogwarts, then answer it."
+    started = GenerationRequest(prompt, temperature=0.0, max_new_tokens=24, reply_start="Question:")
+    [[continued]] = model.generate([started])
+    # Greedy from the assistant turn the server continued is greedy from the rendered turn plus the start,
+    # sent raw: the server did not open a new message after it.
+    raw = GenerationRequest(
+        engine.render(prompt) + "Question:", temperature=0.0, max_new_tokens=24, chat=False
+    )
+    [[alone]] = model.generate([raw])
+    assert continued.startswith("Question:") and alone
+    assert continued.removeprefix("Question:").strip() == alone
+
+
 def test_openai_retries_through_injected_503s(server: Server) -> None:
     with FailingProxy(server.url, failures=2) as proxy:
         model = load_text_model(ModelOptions(model=f"openai:{proxy.url}", model_args=("model=smollm2",)))
