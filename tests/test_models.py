@@ -106,7 +106,7 @@ def test_generate_sub_batches_keep_order(raw_model: HFTextModel, monkeypatch: py
         (
             len(ids)
             for ids in [
-                raw_model._encode_prompt(GenerationRequest(p, temperature=0, max_new_tokens=8))
+                raw_model.prompts.encode([GenerationRequest(p, temperature=0, max_new_tokens=8)])[0]
                 for p in PROMPTS
             ]
         ),
@@ -187,10 +187,11 @@ def test_chat_template_applied_unless_disabled(chat_model: HFTextModel, raw_mode
     tokenizer = chat_model.hf_tokenizer
     rendered_ids = tokenizer(rendered, add_special_tokens=False)["input_ids"]
     assert (
-        chat_model._encode_prompt(GenerationRequest(prompt, temperature=0, max_new_tokens=8)) == rendered_ids
+        chat_model.prompts.encode([GenerationRequest(prompt, temperature=0, max_new_tokens=8)])[0]
+        == rendered_ids
     )
     assert (
-        raw_model._encode_prompt(GenerationRequest(prompt, temperature=0, max_new_tokens=8))
+        raw_model.prompts.encode([GenerationRequest(prompt, temperature=0, max_new_tokens=8)])[0]
         == tokenizer(prompt)["input_ids"]
     )
     # The same request through both gives different text: the chat model continues the rendered turn.
@@ -443,3 +444,20 @@ def test_default_resolves_to_a_plain_safetensors_folder(default_model_dir: Path)
     config = json.loads((folder / "config.json").read_text())
     assert "quantization_config" not in config
     assert config["model_type"] == "llama"
+
+
+def test_a_prompt_longer_than_the_context_is_cut_counted_and_warned(
+    raw_model: HFTextModel, capsys: pytest.CaptureFixture[str]
+) -> None:
+    long = GenerationRequest("owls " * 2000, temperature=0.0, max_new_tokens=8, reply_start="Answer:")
+    short = GenerationRequest("Who is Harry?", temperature=0.0, max_new_tokens=8)
+    before = raw_model.prompts.truncated
+    [cut, kept] = raw_model.prompts.encode([long, short])
+    # The prompt's own text is cut, so the reply start still ends what the model sees.
+    assert len(cut) == raw_model.max_length - 8
+    assert raw_model.hf_tokenizer.decode(cut).endswith("Answer:")
+    assert kept == raw_model.hf_tokenizer("Who is Harry?")["input_ids"]
+    assert raw_model.prompts.truncated == before + 1
+    assert f"1 prompt(s) cut to fit {raw_model.name}'s {raw_model.max_length}-token context" in (
+        capsys.readouterr().err
+    )

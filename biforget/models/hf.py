@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from biforget import console
 from biforget.config import ModelOptions
 from biforget.errors import ModelError
 from biforget.models.base import Capability, GenerationRequest, TokenLogprobs
@@ -31,7 +30,7 @@ from biforget.models.hf_settings import (
     resolve_dtype,
 )
 from biforget.models.hub import first_line, from_pretrained, quiet_hf_libraries
-from biforget.models.prompting import fit_prompt, render_prompt
+from biforget.models.prompting import PromptEncoder, completion
 from biforget.models.sources import ModelSource, resolve_model
 from biforget.records import derive_seed
 
@@ -161,8 +160,9 @@ class HFTextModel:
         self.max_length = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
         # Tokens generated so far (padding and end-of-sequence excluded), for rates and benchmarks.
         self.generated_tokens = 0
-        # Prompts cut to fit the context window so far.
-        self.truncated_prompts = 0
+        self.prompts = PromptEncoder(
+            tokenizer, use_chat_template=self.use_chat_template, max_length=self.max_length, model_name=name
+        )
 
     @property
     def device(self) -> torch.device:
@@ -171,22 +171,7 @@ class HFTextModel:
     # ----------------------------------------------------------------------------------- generation
 
     def render(self, prompt: str, chat: bool = True) -> str:
-        return render_prompt(self.hf_tokenizer, prompt, chat=chat, use_chat_template=self.use_chat_template)
-
-    def _encode_prompt(self, request: GenerationRequest) -> list[int]:
-        ids, cut = fit_prompt(
-            self.hf_tokenizer,
-            self.render,
-            request.prompt,
-            chat=request.chat,
-            templated=request.chat and self.use_chat_template,
-            max_new_tokens=request.max_new_tokens,
-            reply_start=request.reply_start,
-            max_length=self.max_length,
-            model_name=self.name,
-        )
-        self.truncated_prompts += cut
-        return ids
+        return self.prompts.render(prompt, chat)
 
     def _pad(self, rows: Sequence[list[int]], side: str) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(row) for row in rows)
@@ -212,13 +197,7 @@ class HFTextModel:
     def generate(self, requests: Sequence[GenerationRequest]) -> list[list[str]]:
         if not requests:
             return []
-        truncated_before = self.truncated_prompts
-        encoded = [self._encode_prompt(r) for r in requests]
-        if self.truncated_prompts > truncated_before:
-            console.warn(
-                f"{self.truncated_prompts - truncated_before} prompt(s) cut to fit {self.name}'s "
-                f"{self.max_length}-token context ({self.truncated_prompts} so far)"
-            )
+        encoded = self.prompts.encode(requests)
         # Greedy requests give n identical copies from one row; sampled ones a row per draw.
         rows = [
             _Row(index, draw, encoded[index])
@@ -272,8 +251,7 @@ class HFTextModel:
             # have generated alone.
             kept = row_tokens[: request.max_new_tokens]
             self.generated_tokens += int((kept != pad).sum())
-            reply = self.hf_tokenizer.decode(kept, skip_special_tokens=True)
-            texts.append((request.reply_start + reply).strip())
+            texts.append(completion(request, self.hf_tokenizer.decode(kept, skip_special_tokens=True)))
         return texts
 
     # -------------------------------------------------------------------------------------- scoring

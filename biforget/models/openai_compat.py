@@ -34,6 +34,7 @@ from biforget.config import ModelOptions
 from biforget.errors import ModelError, UsageError
 from biforget.models.args import boolean, positive_int
 from biforget.models.base import Capability, GenerationRequest, Tokenizer, TokenLogprobs
+from biforget.models.prompting import completion
 from biforget.records import derive_seed
 
 NAME = "openai"
@@ -202,24 +203,20 @@ class OpenAITextModel:
             messages = [{"role": "user", "content": request.prompt}]
             extra: dict[str, Any] = {}
             if start:
-                # The reply's start as the model's own unfinished turn: vLLM's and SGLang's chat
-                # extension for continuing the last message rather than opening a new one.
+                # The reply's start as the model's own unfinished turn: vLLM's chat extension for
+                # continuing the last message rather than opening a new one.
                 messages.append({"role": "assistant", "content": start})
                 extra = {"continue_final_message": True, "add_generation_prompt": False}
             response = self.client.chat.completions.create(
                 messages=messages, extra_body=extra or None, **self._sampling(request, n)
             )
-            texts = [
-                (start + (c.message.content or "")).strip()
-                for c in sorted(response.choices, key=lambda c: c.index)
-            ]
+            written = [c.message.content for c in sorted(response.choices, key=lambda c: c.index)]
         else:
             response = self.client.completions.create(
                 prompt=request.prompt + start, **self._sampling(request, n)
             )
-            texts = [
-                (start + (c.text or "")).strip() for c in sorted(response.choices, key=lambda c: c.index)
-            ]
+            written = [c.text for c in sorted(response.choices, key=lambda c: c.index)]
+        texts = [completion(request, text or "") for text in written]
         self._count(response.usage)
         if len(texts) != n:
             raise ModelError(f"server {self.url}: asked for {n} completions, got {len(texts)}")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from biforget import console
 from biforget.errors import UsageError
+from biforget.models.base import GenerationRequest
 
 
 def render_prompt(tokenizer: Any, prompt: str, *, chat: bool, use_chat_template: bool) -> str:
@@ -17,6 +19,57 @@ def render_prompt(tokenizer: Any, prompt: str, *, chat: bool, use_chat_template:
             [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
         )
     )
+
+
+class PromptEncoder:
+    """The token ids a backend that tokenizes prompts itself sends for a wave of requests: each prompt
+    rendered (its chat template, or raw), the request's reply start after it, cut to the context. It
+    counts the prompts it cut and warns once per wave."""
+
+    def __init__(
+        self, tokenizer: Any, *, use_chat_template: bool, max_length: int, model_name: str, hint: str = ""
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.use_chat_template = use_chat_template
+        self.max_length = max_length
+        self.model_name = model_name
+        self.hint = hint
+        # Prompts cut to fit the context so far.
+        self.truncated = 0
+
+    def render(self, prompt: str, chat: bool = True) -> str:
+        return render_prompt(self.tokenizer, prompt, chat=chat, use_chat_template=self.use_chat_template)
+
+    def encode(self, requests: Sequence[GenerationRequest]) -> list[list[int]]:
+        before = self.truncated
+        encoded = []
+        for request in requests:
+            ids, cut = fit_prompt(
+                self.tokenizer,
+                self.render,
+                request.prompt,
+                chat=request.chat,
+                templated=request.chat and self.use_chat_template,
+                max_new_tokens=request.max_new_tokens,
+                max_length=self.max_length,
+                model_name=self.model_name,
+                hint=self.hint,
+                reply_start=request.reply_start,
+            )
+            self.truncated += cut
+            encoded.append(ids)
+        if self.truncated > before:
+            console.warn(
+                f"{self.truncated - before} prompt(s) cut to fit {self.model_name}'s "
+                f"{self.max_length}-token context ({self.truncated} so far)"
+            )
+        return encoded
+
+
+def completion(request: GenerationRequest, continuation: str) -> str:
+    """A completion as every backend returns it: the request's reply start, then what the model wrote
+    after it, stripped."""
+    return (request.reply_start + continuation).strip()
 
 
 def fit_prompt(

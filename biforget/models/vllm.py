@@ -31,7 +31,7 @@ from biforget.models.args import boolean, positive_int
 from biforget.models.base import Capability, GenerationRequest, TokenLogprobs
 from biforget.models.hub import first_line
 from biforget.models.openai_compat import request_seed
-from biforget.models.prompting import fit_prompt, render_prompt
+from biforget.models.prompting import PromptEncoder, completion
 
 NAME = "vllm"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -177,7 +177,13 @@ class VLLMTextModel:
         self.max_length = int(engine.llm_engine.model_config.max_model_len)
         # Tokens generated so far, for rates and benchmarks.
         self.generated_tokens = 0
-        self.truncated_prompts = 0
+        self.prompts = PromptEncoder(
+            self.hf_tokenizer,
+            use_chat_template=self.use_chat_template,
+            max_length=self.max_length,
+            model_name=name,
+            hint=" (raise --model-arg max_model_len)",
+        )
 
     def close(self) -> None:
         """Stop the engine's worker processes now rather than at interpreter exit."""
@@ -186,23 +192,7 @@ class VLLMTextModel:
     # ----------------------------------------------------------------------------------- generation
 
     def render(self, prompt: str, chat: bool = True) -> str:
-        return render_prompt(self.hf_tokenizer, prompt, chat=chat, use_chat_template=self.use_chat_template)
-
-    def _encode_prompt(self, request: GenerationRequest) -> list[int]:
-        ids, cut = fit_prompt(
-            self.hf_tokenizer,
-            self.render,
-            request.prompt,
-            chat=request.chat,
-            templated=request.chat and self.use_chat_template,
-            max_new_tokens=request.max_new_tokens,
-            reply_start=request.reply_start,
-            max_length=self.max_length,
-            model_name=self.name,
-            hint=" (raise --model-arg max_model_len)",
-        )
-        self.truncated_prompts += cut
-        return ids
+        return self.prompts.render(prompt, chat)
 
     def sampling_params(self, request: GenerationRequest) -> Any:
         from vllm import SamplingParams
@@ -222,20 +212,14 @@ class VLLMTextModel:
             return []
         from vllm.inputs import TokensPrompt
 
-        before = self.truncated_prompts
-        prompts = [TokensPrompt(prompt_token_ids=self._encode_prompt(r)) for r in requests]
-        if self.truncated_prompts > before:
-            console.warn(
-                f"{self.truncated_prompts - before} prompt(s) cut to fit {self.name}'s "
-                f"{self.max_length}-token context ({self.truncated_prompts} so far)"
-            )
+        prompts = [TokensPrompt(prompt_token_ids=ids) for ids in self.prompts.encode(requests)]
         params = [self.sampling_params(r) for r in requests]
         outputs = self.engine.generate(prompts, params, use_tqdm=False)
         results: list[list[str]] = []
         for request, output in zip(requests, outputs, strict=True):
             choices = sorted(output.outputs, key=lambda c: c.index)
             self.generated_tokens += sum(len(c.token_ids) for c in choices)
-            texts = [(request.reply_start + c.text).strip() for c in choices]
+            texts = [completion(request, c.text) for c in choices]
             results.append(texts if len(texts) == request.n else texts[:1] * request.n)
         return results
 
