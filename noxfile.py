@@ -212,6 +212,6 @@ def loop(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     install(session, "lint", "test")
-    session.run("ruff", "check", "biforget", "tests", "benchmarks", "noxfile.py")
-    session.run("ruff", "format", "--check", "biforget", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "check", "biforget", "tests", "benchmarks", "scripts", "noxfile.py")
+    session.run("ruff", "format", "--check", "biforget", "tests", "benchmarks", "scripts", "noxfile.py")
     session.run("mypy")
