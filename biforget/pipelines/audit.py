@@ -218,7 +218,7 @@ def build_report(
     target: tuple[str, dict[str, SetScores]],
     models: Sequence[tuple[str, str, str, dict[str, SetScores]]],
 ) -> tuple[dict[str, Any], AuditPlots]:
-    """The JSON report (shape in the README) and the plot data.
+    """The JSON report (shape in docs/loop.md) and the plot data.
 
     `target` is (model name, scores by role); `models` (report name, spec, model name, scores)."""
     target_name, target_scores = target
