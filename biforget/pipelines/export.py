@@ -81,11 +81,6 @@ def dropped_by(record: Record, config: ExportConfig) -> str | None:
     return None
 
 
-def keep(record: Record, config: ExportConfig) -> bool:
-    """Whether the filters (kinds, stages, shape, minimum scores) keep `record`."""
-    return dropped_by(record, config) is None
-
-
 # Why a record skipped under --on-error skip is left out.
 UNREADABLE = "--on-error skip (no 'text' and no 'question'/'answer')"
 
