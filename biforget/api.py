@@ -257,19 +257,22 @@ def export(
     name its file and line, and its --on-error skip applies. Loads no model and imports no torch.
     """
     from biforget.io.export import check_destination
-    from biforget.pipelines.export import export_items, no_records_message, select
+    from biforget.pipelines.export import export_items, select
 
     check_destination(config.out, config.force)  # before any input is read
 
     def where(number: int) -> str:
         return f"{source.name}:{source.line}" if source is not None else f"record {number}"
 
-    items, read = select(
+    selection = select(
         records, config, where=where, skip_bad=source is not None and source.on_error == "skip"
     )
-    if not items:
-        raise InputError(no_records_message(read, config), source=source.name if source else None)
-    result = export_items(items, config)
+    if not selection.items:
+        raise InputError(selection.empty_message(), source=source.name if source else None)
+    result = export_items(selection.items, config)
+    left_out = selection.dropped_note()
+    if left_out:
+        result.notes.insert(0, left_out)
     for note in result.notes:
         console.info(note)
     return result

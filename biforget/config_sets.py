@@ -23,6 +23,10 @@ BENCHMARKS = ("tofu", "muse", "wmdp")
 DEFAULT_EXPORT_KINDS = ("sample", "fact", "variant", "statement")
 
 
+# `--shape`: question/answer records (a `question` and an `answer`) or text-only ones.
+EXPORT_SHAPES = ("qa", "text")
+
+
 # Config names open-unlearning ships: its experiments under configs/experiment/unlearn/<benchmark>/ and
 # dataset configs under configs/data/datasets/ outside the benchmark prefixes below. An export named like
 # one would overwrite it when copied in, or shadow it.
@@ -62,6 +66,8 @@ class ExportConfig(FromMapping):
     kinds: tuple[str, ...] | None = None
     # Empty: every stage. `probe` matches `probe/jailbreak` and `probe/mia`.
     stages: tuple[str, ...] = ()
+    # None: both shapes; "qa" or "text" keeps one (EXPORT_SHAPES).
+    shape: str | None = None
     min_scores: tuple[tuple[str, float], ...] = ()
     keep_unscored: bool = False
     task_id: bool = False
@@ -84,6 +90,8 @@ class ExportConfig(FromMapping):
                 if kind not in ("point", *DEFAULT_EXPORT_KINDS):
                     known = ", ".join(("point", *DEFAULT_EXPORT_KINDS))
                     raise UsageError(f"--kinds: unknown kind {kind!r} (known: {known})")
+        if self.shape is not None and self.shape not in EXPORT_SHAPES:
+            raise UsageError(f"--shape must be one of {', '.join(EXPORT_SHAPES)}, not {self.shape!r}")
         for name, value in self.min_scores:
             if not name or not math.isfinite(value):
                 raise UsageError(f"--min-score needs NAME=VALUE with a finite number, not {name}={value}")

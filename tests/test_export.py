@@ -32,6 +32,18 @@ from tests.test_synthesize_pipeline import config as synthesize_config
 
 Record = dict[str, Any]
 
+# What every export of the whole pipeline set says on stderr: the points the default --kinds leaves out,
+# and the question/answer records a text format writes as text.
+LEFT_OUT_POINTS = "left out 3 of 42 record(s): 3 by --kinds (default: all but point)"
+
+
+def qa_note(fmt: str) -> str:
+    return (
+        f'{fmt}: 9 question/answer record(s) written as text ("question answer") beside 30 text record(s); '
+        "for a QA experiment export them with --shape qa --format tofu (or open-unlearning)"
+    )
+
+
 MULTI = "First paragraph of a long sample.\n\n\n  \nSecond paragraph, same document.\r\n\r\nThird one."
 
 
@@ -108,6 +120,35 @@ def load_json_dataset(path: Path, cache: Path) -> Any:
     return load_dataset("json", data_files=str(path), split="train", cache_dir=str(cache))
 
 
+# Lines of nothing but whitespace that are not spaces or tabs: a no-break space, a form feed, an
+# ideographic space, an em space with a tab, and a line separator (str.splitlines breaks at it and at \f).
+ODD_BLANKS = "Stanza one.\n\u00a0\nStanza two.\n\f\nStanza three.\n\u3000\n\u2003\t\nFour.\u2028\u2028Five."
+
+
+@pytest.mark.parametrize(
+    ("fmt", "file_name"), [("muse", "forget.txt"), ("dusk", "Chronological.txt"), ("txt", "forget.txt")]
+)
+def test_a_whitespace_only_line_never_splits_a_record(tmp_path: Path, fmt: str, file_name: str) -> None:
+    records = [
+        make_record(kind="sample", text=ODD_BLANKS, stage="synthesize", gen={}, origin={"n": 1}),
+        make_record(kind="sample", text="The second record.", stage="synthesize", gen={}, origin={"n": 2}),
+    ]
+    run(records, tmp_path / fmt, fmt)
+    written = (tmp_path / fmt / file_name).read_text(encoding="utf-8")
+    # Readers that split documents on blank lines, each with its own idea of a line and of blank.
+    by_regex = [doc for doc in re.split(r"\n\s*\n", written) if doc.strip()]
+    paragraphs: list[list[str]] = [[]]
+    for line in written.splitlines():
+        if line.strip():
+            paragraphs[-1].append(line)
+        elif paragraphs[-1]:
+            paragraphs.append([])
+    by_lines = [block for block in paragraphs if block]
+    assert len(by_regex) == len(by_lines) == 2, written
+    assert by_lines[0] == ["Stanza one.", "Stanza two.", "Stanza three.", "Four.", "Five."]
+    assert by_regex[1].strip() == "The second record."
+
+
 def test_document_collapses_blank_lines_and_keeps_single_breaks() -> None:
     assert (
         document(MULTI) == "First paragraph of a long sample.\nSecond paragraph, same document.\nThird one."
@@ -134,35 +175,91 @@ def test_text_formats_split_back_on_blank_lines(
         assert json.loads((out / "forget.json").read_text(encoding="utf-8")) == wanted
         assert sorted(result.files) == ["forget.json", "forget.txt"]
         # Short records: muse_bench would pad nearly every position of forget.json's rows.
-        assert result.notes == [muse.muse_json_note(wanted)]
+        assert result.notes == [LEFT_OUT_POINTS, qa_note("muse"), muse.muse_json_note(wanted)]
         assert (
-            "forget.json pads each of its 39 string(s)" in result.notes[0] and "about 99%" in result.notes[0]
+            "forget.json pads each of its 39 string(s)" in result.notes[2] and "about 99%" in result.notes[2]
         )
+        assert result.warnings == [muse.muse_size_warning(wanted)]
     else:
         assert result.files == [file_name]
     if fmt == "dusk":
         # DUSK's forget.py reads its forget document from data/Prof/Chronological.txt; the note says so.
-        assert len(result.notes) == 1 and "<DUSK>/data/Prof/Chronological.txt" in result.notes[0]
+        assert result.notes[:2] == [LEFT_OUT_POINTS, qa_note("dusk")]
+        assert len(result.notes) == 3 and "<DUSK>/data/Prof/Chronological.txt" in result.notes[2]
         words = sum(len(d.split()) for d in documents)
         assert words < 768 and result.warnings == [dusk.dusk_size_warning(documents)]
-        assert f"(an estimate: {words} words at 1.33 tokens a word), under 1,024" in result.warnings[0]
+        assert f"(an estimate: {words} words at 1.33 tokens a word), 1 window(s)" in result.warnings[0]
     elif fmt == "txt":
-        assert result.notes == [] and result.warnings == []
+        assert result.notes == [LEFT_OUT_POINTS, qa_note("txt")] and result.warnings == []
 
 
-def test_rmu_file_name_lines_and_batch_note(pipeline_set: list[Record], tmp_path: Path) -> None:
+def _rmu_2024_forget_corpus(name: str, min_len: int = 0, batch_size: int = 4) -> list[list[str]]:
+    """WMDP's 2024 rmu/utils.py get_data for one forget corpus, restated: the lines of data/NAME.jsonl,
+    JSON-parsed only for a name holding "bio-forget-corpus", longer than min_len, in batches."""
+    texts = []
+    for line in Path(f"data/{name}.jsonl").read_text(encoding="utf-8").splitlines(keepends=True):
+        text = json.loads(line)["text"] if "bio-forget-corpus" in name else line
+        if len(text) > min_len:
+            texts.append(str(text))
+    return [texts[start : start + batch_size] for start in range(0, len(texts), batch_size)]
+
+
+def _rmu_current_forget_corpus(name: str, min_len: int = 0, batch_size: int = 4) -> list[list[str]]:
+    """WMDP's current rmu/utils.py get_data (since c0b6c12) for one forget corpus, restated: HF_TOKEN
+    must be set; the rows of load_dataset("cais/wmdp-NAME", split="train") whose text is longer than
+    min_len, in batches."""
+    import os
+
+    from datasets import load_dataset
+
+    assert os.getenv("HF_TOKEN"), "HF_TOKEN is not set"
+    rows = load_dataset(f"cais/wmdp-{name}", split="train", token=os.getenv("HF_TOKEN"))
+    texts = [str(row["text"]) for row in rows if len(row["text"]) > min_len]
+    return [texts[start : start + batch_size] for start in range(0, len(texts), batch_size)]
+
+
+def test_rmu_loads_in_the_2024_and_the_current_wmdp_loader(
+    pipeline_set: list[Record], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    import datasets
+
     result = run(pipeline_set, tmp_path / "rmu", "rmu", name="hp")
-    path = tmp_path / "rmu" / "hp-bio-forget-corpus.jsonl"
-    texts = [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines()]
-    assert texts == [as_text(r) for r in exported(pipeline_set)]
+    assert sorted(result.files) == [
+        "cais/wmdp-hp-bio-forget-corpus/train.jsonl",
+        "data/hp-bio-forget-corpus.jsonl",
+    ]
+    # The README's step: the folder copied into the WMDP repository's root, where rmu.unlearn runs.
+    wmdp = tmp_path / "wmdp"
+    shutil.copytree(tmp_path / "rmu", wmdp, dirs_exist_ok=True)
+    monkeypatch.chdir(wmdp)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "cache")
+    texts = [as_text(r) for r in exported(pipeline_set)]
+    batches = [texts[start : start + 4] for start in range(0, len(texts), 4)]
+    assert _rmu_2024_forget_corpus("hp-bio-forget-corpus") == batches
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    with pytest.raises(AssertionError, match="HF_TOKEN is not set"):
+        _rmu_current_forget_corpus("hp-bio-forget-corpus")
+    monkeypatch.setenv("HF_TOKEN", "unused")
+    assert _rmu_current_forget_corpus("hp-bio-forget-corpus") == batches
     # rmu.unlearn's default --min_len 0 keeps every text, short QA samples included: 39 texts -> 10 batches.
-    assert len(texts) == 39 and min(len(t) for t in texts) < 50
-    assert result.notes == [rmu_note(texts)]
-    assert result.notes[0] == (
-        "rmu: 39 text(s) give 10 batch(es) of 4 (--batch_size 4); "
-        "fewer than the usual 80-150 steps: the run stops after 10"
+    assert len(texts) == 39 and min(len(t) for t in texts) < 50 and len(batches) == 10
+    assert result.notes[:2] == [LEFT_OUT_POINTS, qa_note("rmu")]
+    assert "--forget_corpora hp-bio-forget-corpus" in result.notes[2]
+    assert "cais/wmdp-hp-bio-forget-corpus/" in result.notes[2]
+    assert (
+        result.notes[3]
+        == rmu_note(texts)
+        == (
+            "rmu: 39 text(s) give 10 batch(es) of 4 (--batch_size 4); "
+            "fewer than the usual 80-150 steps: the run stops after 10"
+        )
     )
-    assert "dropped" not in result.notes[0]
+    assert len(result.notes) == 4
+
+
+def test_rmu_batch_note() -> None:
     assert "enough for the usual 80-150" in rmu_note(["x"] * 600)
     assert "enough for the usual 80-150" in rmu_note(["x"] * 597)  # 150 batches, the last one short
     assert "not 150: a --max_num_batches 150 run stops after 100" in rmu_note(["x"] * 400)
@@ -176,9 +273,9 @@ def test_tofu_reads_back_with_load_dataset_and_task_ids(pipeline_set: list[Recor
     assert data.column_names == ["question", "answer", "task_id"]
     assert data["question"] == [r["question"] for r in records]
     assert data["answer"] == [r["answer"] for r in records]
-    # Rewrite records keep the fact's task_id ("1", "2"); probe samples without one get their point's group
-    # number, and the mixed column becomes strings.
-    assert data["task_id"] == ["1"] * 3 + ["2"] * 3 + ["1", "2", "3"]
+    # Rewrite records keep the fact's task_id ("1", "2"); probe samples without one get a number of their
+    # own group (their point) that no record holds yet, and the mixed column becomes strings.
+    assert data["task_id"] == ["1"] * 3 + ["2"] * 3 + ["3", "4", "5"]
 
 
 def test_tofu_task_ids_group_variants_with_their_fact(tmp_path: Path) -> None:
@@ -198,20 +295,57 @@ def test_tofu_task_ids_group_variants_with_their_fact(tmp_path: Path) -> None:
     assert [row["task_id"] for row in rows] == [1, 2, 1]
 
 
+def test_tofu_task_ids_never_reuse_an_id_the_input_holds(tmp_path: Path) -> None:
+    def fact(n: int, **extra: Any) -> Record:
+        record = make_record(
+            kind="fact", question=f"Q{n}?", answer=f"A{n}.", stage="input", gen={}, origin={"n": n}
+        )
+        return {**record, **extra}
+
+    # Two facts carry task ids 1 and 2; a variant of the first has none; two new facts have none.
+    first, second = fact(1, task_id=1), fact(2, task_id=2)
+    variant = make_record(
+        kind="variant",
+        question="Q1 again?",
+        answer="A1.",
+        parent=first["id"],
+        stage="rewrite",
+        gen={},
+        origin={"n": 3},
+    )
+    new, newer = fact(4), fact(5)
+    run([new, first, variant, second, newer], tmp_path / "t", "tofu", task_id=True)
+    rows = [json.loads(line) for line in (tmp_path / "t" / "forget.jsonl").read_text().splitlines()]
+    # The new facts get ids no record holds (3 and 4, not 1 and 2); the variant joins its fact's task.
+    assert [row["task_id"] for row in rows] == [3, 1, 1, 2, 4]
+    # String ids count as taken too: the numbers become strings and skip "1" and "3".
+    run([fact(6, task_id="1"), fact(7), fact(8, task_id="3"), fact(9)], tmp_path / "s", "tofu", task_id=True)
+    rows = [json.loads(line) for line in (tmp_path / "s" / "forget.jsonl").read_text().splitlines()]
+    assert [row["task_id"] for row in rows] == ["1", "2", "3", "4"]
+
+
 def test_qa_format_with_text_records_names_the_counts_and_writes_nothing(
     pipeline_set: list[Record], tmp_path: Path
 ) -> None:
-    # Text facts and their variants share kinds and stages with the QA ones: no filter splits them.
+    # Text facts and their variants share kinds and stages with the QA ones: --shape qa splits them.
     with pytest.raises(
         InputError,
         match=r"^--format tofu needs question/answer records, but 30 of the 39 records kept have no "
         r"question/answer \(25 sample, 1 fact, 2 variant, 2 statement; first: record 4\); "
-        r"no --kinds or --stages value tells them apart",
+        r"keep the 9 question/answer ones with --shape qa$",
     ):
         run(pipeline_set, tmp_path / "tofu", "tofu")
     with pytest.raises(InputError, match=r"^--format tofu .* use a text format"):
         run(text_only(pipeline_set), tmp_path / "tofu", "tofu")
     assert list(tmp_path.iterdir()) == []
+    # The filter the error names keeps exactly the question/answer records, and says what it left out.
+    result = run(pipeline_set, tmp_path / "tofu", "tofu", shape="qa")
+    rows = [json.loads(line) for line in (tmp_path / "tofu" / "forget.jsonl").read_text().splitlines()]
+    assert rows == [{"question": r["question"], "answer": r["answer"]} for r in qa_only(pipeline_set)]
+    assert len(rows) == result.records == 9
+    assert result.notes == [
+        "left out 33 of 42 record(s): 3 by --kinds (default: all but point), 30 by --shape qa"
+    ]
 
 
 def test_open_unlearning_qa_set(pipeline_set: list[Record], tmp_path: Path) -> None:
@@ -422,8 +556,8 @@ def test_filters_kinds_stages_and_scores(pipeline_set: list[Record], tmp_path: P
     assert len(kept("unscored", min_scores=(("mink", -2.0),), keep_unscored=True)) == 24 + 11 + 3
     with pytest.raises(
         InputError,
-        match=r"no records left after the filters \(kinds variant, stages input\) "
-        r"out of 42 read",
+        match=r"^no records left after the filters out of 42 read: --kinds variant left out 36, "
+        r"--stages input left out 6$",
     ):
         run(pipeline_set, tmp_path / "none", "txt", kinds=("variant",), stages=("input",))
     assert not (tmp_path / "none").exists()
@@ -580,52 +714,70 @@ def test_open_unlearning_interpolations_all_resolve(
         assert not _INTERPOLATION.search(json.dumps(interpolate(value, value))), path
 
 
-def test_open_unlearning_mixed_set_is_an_error_naming_the_filter(tmp_path: Path) -> None:
+def test_open_unlearning_takes_a_mixed_set_as_text_and_shape_splits_it(tmp_path: Path) -> None:
     # The default rewrite output of QA facts: facts and variants QA-shaped, statements text only.
     qa_facts = [fact for fact in facts() if fact.is_qa]
     records = list(rewrite_facts(ScriptedModel(good), HashEmbedder(), qa_facts, rewrite_config()))
     assert [r["kind"] for r in records].count("statement") == 2
+    result = run(records, tmp_path / "mixed", "open-unlearning")
+    assert result.notes[:2] == [
+        'open-unlearning: 6 question/answer record(s) written as text ("question answer") beside 2 text '
+        "record(s); all go to one PretrainingDataset; for a QA experiment (QADataset) keep them alone "
+        "with --shape qa",
+        "open-unlearning: benchmark muse, as the set is text (--benchmark overrides)",
+    ]
+    data = load_json_dataset(tmp_path / "mixed" / "forget.jsonl", tmp_path / "cache")
+    assert data["text"] == [as_text(r) for r in records]
+    dataset = yaml.safe_load((tmp_path / "mixed" / "configs/data/datasets/biforget.yaml").read_text())
+    assert dataset["biforget"]["handler"] == "PretrainingDataset"
     with pytest.raises(
-        InputError,
-        match=r"^--format open-unlearning writes one record shape per set, but this one holds 6 "
-        r"question/answer record\(s\) and 2 text-only \(2 statement; first: record 4\); keep the "
-        r"question/answer ones with --kinds fact,variant \(QADataset\) or the text with --kinds statement",
+        InputError, match=r"^--format tofu .*; keep the 6 question/answer ones with --shape qa$"
     ):
-        run(records, tmp_path / "mixed", "open-unlearning")
-    with pytest.raises(
-        InputError, match=r"^--format tofu .*; keep the question/answer ones with --kinds fact,variant$"
-    ):
-        run(records, tmp_path / "mixed", "tofu")
-    assert list(tmp_path.iterdir()) == []
-    result = run(records, tmp_path / "qa", "open-unlearning", kinds=("fact", "variant"))
+        run(records, tmp_path / "none", "tofu")
+    assert not (tmp_path / "none").exists()
+    result = run(records, tmp_path / "qa", "open-unlearning", shape="qa")
     assert (tmp_path / "qa" / "configs/experiment/unlearn/tofu/biforget.yaml").is_file()
-    assert "benchmark tofu" in result.notes[0]
+    assert result.notes[0] == "left out 2 of 8 record(s): 2 by --shape qa"
+    assert "benchmark tofu" in result.notes[1] and len(result.notes) == 2
     data = load_json_dataset(tmp_path / "qa" / "forget.jsonl", tmp_path / "cache")
     assert data.column_names == ["question", "answer"] and len(data) == 6
-    run(records, tmp_path / "text", "open-unlearning", kinds=("statement",))
+    result = run(records, tmp_path / "text", "open-unlearning", shape="text")
+    assert result.notes[0] == "left out 6 of 8 record(s): 6 by --shape text"
     assert (tmp_path / "text" / "configs/experiment/unlearn/muse/biforget.yaml").is_file()
-    assert load_json_dataset(tmp_path / "text" / "forget.jsonl", tmp_path / "cache").column_names == ["text"]
+    data = load_json_dataset(tmp_path / "text" / "forget.jsonl", tmp_path / "cache")
+    assert data.column_names == ["text"] and len(data) == 2
 
 
-def test_mixed_sets_split_by_stage_when_kinds_cannot(tmp_path: Path) -> None:
+def test_a_filter_that_leaves_nothing_names_each_filter_and_its_count(tmp_path: Path) -> None:
     def record(n: int, kind: str, stage: str, qa: bool) -> Record:
         fields = (
             {"question": f"Who guards gate {n}?", "answer": f"Warden {n}."} if qa else {"text": f"Gate {n}."}
         )
         return make_record(kind=kind, stage=stage, gen={}, origin={"n": n}, **fields)  # type: ignore[arg-type]
 
-    # Samples of both shapes (probe QA, synthesized text): only the stages tell them apart.
-    records = [record(1, "sample", "probe/mia", True), record(2, "sample", "synthesize", False)]
+    records = [
+        record(1, "sample", "probe/mia", True),
+        record(2, "sample", "synthesize", False),
+        record(3, "point", "seeds", False),
+        {**record(4, "sample", "synthesize", True), "scores": {"mink": -4.0}},
+    ]
     with pytest.raises(
         InputError,
-        match=r"keep the question/answer ones with --stages probe/mia \(QADataset\) "
-        r"or the text with --stages synthesize",
+        match=r"^no records left after the filters out of 4 read: --kinds \(default: all but point\) left "
+        r"out 1, --stages synthesize,seeds left out 1, --shape qa left out 1, "
+        r"--min-score mink>=-3 \(unscored left out\) left out 1$",
     ):
-        run(records, tmp_path / "a", "open-unlearning")
-    # A kind --kinds does not know is never suggested.
-    records = [{**records[0], "kind": "essay", "stage": "x"}, {**records[1], "kind": "note", "stage": "x"}]
-    with pytest.raises(InputError, match=r"\(1 note; first: record 2\); no --kinds or --stages value"):
-        run(records, tmp_path / "b", "tofu")
+        run(
+            records,
+            tmp_path / "a",
+            "txt",
+            stages=("synthesize", "seeds"),
+            shape="qa",
+            min_scores=(("mink", -3.0),),
+        )
+    assert not (tmp_path / "a").exists()
+    with pytest.raises(UsageError, match="--shape must be one of qa, text, not 'QA'"):
+        ExportConfig(format="txt", shape="QA")
 
 
 def test_csv_round_trips_a_300k_character_text(tmp_path: Path) -> None:
@@ -676,10 +828,26 @@ def test_hf_writes_question_answer_text_for_a_qa_record_without_text(tmp_path: P
 
 
 def test_size_estimates_for_dusk_and_muse() -> None:
-    # 768 words estimate 1,024 tokens, the least DUSK needs; one word fewer is under it.
-    assert dusk.dusk_size_warning(["word " * 768]) is None
+    # DUSK's forget.py: max_steps = epochs x windows // 32, windows of 1,023 text tokens. 31 full windows
+    # and one token more make the 32nd window: 31,714 tokens, 23,786 words at 4/3 of a token a word.
+    assert dusk.dusk_windows(31 * 1023) == 31 and dusk.dusk_windows(31 * 1023 + 1) == 32
+    assert dusk.dusk_size_warning(["word " * 23786]) is None
+    warning = dusk.dusk_size_warning(["word " * 23785])
+    assert warning is not None and "about 31713 tokens (an estimate: 23785 words" in warning
+    assert "31 window(s) of 1,024 tokens" in warning and "0 at 1, 4 at 5 epoch(s)" in warning
+    assert warning.endswith("32 windows, about 1 more tokens")
+    # A small set: one window, 0 steps at every epoch count DUSK runs, and under the MIA minimum.
     warning = dusk.dusk_size_warning(["word " * 400, "word " * 367])
     assert warning is not None and "about 1023 tokens (an estimate: 767 words" in warning
+    assert "1 window(s)" in warning and "0 at 1, 0 at 5 epoch(s)" in warning
+    assert "about 30,691 more tokens; under 1,024 tokens DUSK's MIA evaluation gets no prompts" in warning
+    # muse_bench: under 2,047 text tokens the whole set is one short window.
+    assert muse.muse_size_warning(["word " * 1535]) is None  # 2,047 tokens
+    warning = muse.muse_size_warning(["word " * 1534])
+    assert (
+        warning is not None and "about 2045 tokens" in warning and "under one 2,048-token window" in warning
+    )
+    assert warning.endswith("about 2 more tokens fill one window")
     # A row of 1,536 words fills a 2,048-token window; two rows of 768 words each are half padding.
     assert "about 0% of the positions" in muse.muse_json_note(["word " * 1536])
     assert "about 50% of the positions" in muse.muse_json_note(["word " * 768] * 2)

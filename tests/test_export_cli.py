@@ -80,7 +80,7 @@ def test_success_writes_files_and_only_a_summary_on_stderr(
         capsys,
     )
     assert code == 0 and out == ""
-    lines = (tmp_path / "rmu" / "castle-bio-forget-corpus.jsonl").read_text().splitlines()
+    lines = (tmp_path / "rmu" / "data" / "castle-bio-forget-corpus.jsonl").read_text().splitlines()
     assert len(lines) == 4 and json.loads(lines[-1])["text"].startswith("The castle gate")
     assert "rmu: 4 text(s) give 1 batch(es) of 4 (--batch_size 4)" in err
     assert "exported 4 record(s) as rmu to" in err and "castle-bio-forget-corpus.jsonl" in err
@@ -140,13 +140,14 @@ def test_qa_format_with_text_records_names_the_line(
     assert_one_error_line(
         err,
         "--format tofu needs question/answer records, but 1 of the 4 records kept have no question/answer",
-        f"(1 sample; first: {source}:6); keep the question/answer ones with --kinds fact",
+        f"(1 sample; first: {source}:6); keep the 3 question/answer ones with --shape qa",
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["set.jsonl"]
     code, _, err = run(
-        ["-i", str(source), "-f", "tofu", "--out", str(tmp_path / "t"), "--kinds", "fact"], capsys
+        ["-i", str(source), "-f", "tofu", "--out", str(tmp_path / "t"), "--shape", "qa"], capsys
     )
     assert code == 0, err
+    assert "left out 2 of 5 record(s): 1 by --kinds (default: all but point), 1 by --shape qa" in err
     rows = [json.loads(line) for line in (tmp_path / "t" / "forget.jsonl").read_text().splitlines()]
     assert (
         rows[0] == {"question": "Who built tower 0?", "answer": "Mason 0 built it in 1700."}
@@ -277,9 +278,7 @@ def test_default_rewrite_output_exports_as_tofu_with_kinds_fact_variant(
     # Without the filter the statements make it a mixed set: an error that names the filter.
     code, out, err = run(["-i", str(output), "-f", "tofu", "--out", str(tmp_path / "t")], capsys)
     assert code == 1 and out == ""
-    assert_one_error_line(
-        err, "(2 statement; first:", "keep the question/answer ones with --kinds fact,variant"
-    )
+    assert_one_error_line(err, "(2 statement; first:", "keep the 10 question/answer ones with --shape qa")
     code, out, err = run(
         [
             "-i",

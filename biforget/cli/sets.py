@@ -40,6 +40,12 @@ def export(
     stages: Annotated[
         str | None, typer.Option(help="Comma-separated stages to keep (probe = probe/*).")
     ] = None,
+    shape: Annotated[
+        str | None,
+        typer.Option(
+            help="qa: keep question/answer records only; text: keep text-only records; default both."
+        ),
+    ] = None,
     min_score: Annotated[
         list[str] | None,
         typer.Option(

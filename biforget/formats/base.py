@@ -2,8 +2,8 @@
 text, rows and columns the formats derive from records.
 
 A format is one module under biforget/formats/ with `write(staging, items, config) -> Written`, and
-optionally `SHAPE` ("qa": every record must be question/answer; "one": one shape per set; default
-"any"), plus one line in `FORMATS` (biforget/formats/__init__.py).
+optionally `SHAPE` ("qa": every record must be question/answer; default "any"), plus one line in
+`FORMATS` (biforget/formats/__init__.py).
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ TOKENS_PER_WORD = 4 / 3
 CONTRACT_FIELDS = ("id", "kind", "text", "question", "answer", "topic", "parent", "stage", "gen", "scores")
 
 
-_BLANK_RUN = re.compile(r"\n[ \t]*(?:\n[ \t]*)+")
+# Every character str.splitlines() breaks a line at. A reader may split a file into lines with any of
+# them, and take a line of nothing but whitespace (NBSP, ideographic space, ...) for a blank one.
+_LINE_BREAKS = re.compile(r"\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
 @dataclass
@@ -39,7 +41,7 @@ class ExportItem:
 
     @property
     def is_qa(self) -> bool:
-        return is_text(self.record.get("question")) and is_text(self.record.get("answer"))
+        return is_qa(self.record)
 
     @property
     def text(self) -> str:
@@ -61,10 +63,31 @@ def is_text(value: Any) -> bool:
     return isinstance(value, str) and bool(value.strip())
 
 
+def is_qa(record: Record) -> bool:
+    """A question/answer record: both fields hold text."""
+    return is_text(record.get("question")) and is_text(record.get("answer"))
+
+
 def document(text: str) -> str:
-    """A text as one blank-line-free block: line ends unified, blank-line runs collapsed to one break."""
-    unified = text.replace("\r\n", "\n").replace("\r", "\n").strip()
-    return _BLANK_RUN.sub("\n", unified)
+    """A text as one block with no blank line, for a reader that splits documents on blank lines: every
+    line break becomes "\n" and every line holding only whitespace (of any kind) is dropped."""
+    lines = _LINE_BREAKS.split(text)
+    return "\n".join(line for line in lines if line.strip()).strip()
+
+
+def qa_as_text_note(fmt: str, items: Sequence[ExportItem], alternative: str) -> str | None:
+    """The one line saying that question/answer records went in as text, with the counts and
+    `alternative` (how to keep them question/answer); None when there are none."""
+    qa = sum(item.is_qa for item in items)
+    if not qa:
+        return None
+    text = len(items) - qa
+    beside = f" beside {text} text record(s)" if text else ""
+    return f'{fmt}: {qa} question/answer record(s) written as text ("question answer"){beside}; {alternative}'
+
+
+# What a text format's note offers for question/answer records.
+QA_ELSEWHERE = "for a QA experiment export them with --shape qa --format tofu (or open-unlearning)"
 
 
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:

@@ -12,11 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from biforget.config_sets import ExportConfig
-from biforget.formats.base import ExportItem, Written, qa_rows, text_rows, write_jsonl
+from biforget.formats.base import ExportItem, Written, qa_as_text_note, qa_rows, text_rows, write_jsonl
 from biforget.io.export import write_text
-
-# One shape a set, as the framework reads a set with one handler: QADataset or PretrainingDataset.
-SHAPE = "one"
 
 # What each benchmark's own unlearning experiment in open-unlearning sets (configs/experiment/unlearn/*/
 # default.yaml), minus its forget set: model, trainer, retain set, evaluation and training arguments.
@@ -116,6 +113,10 @@ OU_BENCHMARKS: dict[str, dict[str, Any]] = {
 QA_MAX_LENGTH = 512
 
 
+# What the note on a mixed set offers for its question/answer records.
+QA_HERE = "all go to one PretrainingDataset; for a QA experiment (QADataset) keep them alone with --shape qa"
+
+
 def ou_dataset(name: str, data_files: str, qa: bool, benchmark: str) -> dict[str, Any]:
     """The dataset config: one top-level key, the file stem, as in configs/data/datasets/."""
     hf_args = {"path": "json", "data_files": data_files, "split": "train"}
@@ -213,10 +214,14 @@ override any of them on the command line (e.g. `trainer=NPO`). If you move `forg
 
 
 def write(staging: Path, items: Sequence[ExportItem], config: ExportConfig) -> Written:
-    # One shape, as export_items has checked: QA sets go to QADataset, text sets to PretrainingDataset.
-    qa = items[0].is_qa
+    # The framework reads a set with one handler: a set all question/answer goes to QADataset; any other
+    # to PretrainingDataset, its question/answer records as "question answer" text.
+    qa = all(item.is_qa for item in items)
     benchmark = config.benchmark or ("tofu" if qa else "muse")
     notes = []
+    as_text = None if qa else qa_as_text_note("open-unlearning", items, QA_HERE)
+    if as_text:
+        notes.append(as_text)
     if config.benchmark is None:
         shape = "question/answer" if qa else "text"
         notes.append(f"open-unlearning: benchmark {benchmark}, as the set is {shape} (--benchmark overrides)")

@@ -1,9 +1,16 @@
-"""`--format rmu`: the forget corpus of the RMU reference code.
+"""`--format rmu`: the forget corpus of the RMU reference code (centerforaisafety/wmdp, rmu/), in the
+layouts of both versions of its loader, as a tree to copy into the repository's root.
 
-The RMU reference (centerforaisafety/wmdp, rmu/utils.py `get_data`) reads `data/{name}.jsonl`, parses each
-line as JSON only when the name contains `bio-forget-corpus` (otherwise the raw line is the text), keeps
-texts longer than `--min_len` characters (rmu/unlearn.py default 0, so every non-empty text) and batches
-them by `--batch_size` (default 4).
+- The 2024 `get_data` (rmu/utils.py) reads `data/{name}.jsonl`, parses each line as JSON only when the
+  name contains `bio-forget-corpus` (otherwise the raw line is the text).
+- The current one (since commit c0b6c12, 2025-05-29) asserts that HF_TOKEN is set and reads every forget
+  corpus with `datasets.load_dataset(f"cais/wmdp-{name}", split="train")`, taking each row's `text`.
+  `load_dataset` reads a local folder at that relative path, from the working directory (the repository
+  root, where `python -m rmu.unlearn` runs), before it asks the hub; a JSONL file named `train` there is
+  the train split.
+
+Both keep texts longer than `--min_len` characters (rmu/unlearn.py default 0, so every non-empty text)
+and batch them by `--batch_size` (default 4).
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from biforget.config_sets import ExportConfig
-from biforget.formats.base import ExportItem, Written, write_jsonl
+from biforget.formats.base import QA_ELSEWHERE, ExportItem, Written, qa_as_text_note, write_jsonl
 
 # rmu/unlearn.py: --batch_size defaults to 4 and --max_num_batches to 80; the reference Zephyr run
 # (run_rmu_zephyr.ipynb) uses 150 batches of 4.
@@ -22,8 +29,19 @@ RMU_BATCH = 4
 RMU_STEP_BUDGETS = (80, 150)
 
 
+def rmu_corpus(name: str) -> str:
+    """The corpus name to pass as --forget_corpora; it holds `bio-forget-corpus` for the 2024 loader."""
+    return f"{name}-bio-forget-corpus"
+
+
 def rmu_file_name(name: str) -> str:
-    return f"{name}-bio-forget-corpus.jsonl"
+    """The 2024 loader's file, under data/."""
+    return f"{rmu_corpus(name)}.jsonl"
+
+
+def rmu_dataset_dir(name: str) -> str:
+    """The local dataset folder the current loader's `load_dataset("cais/wmdp-NAME")` reads."""
+    return f"cais/wmdp-{rmu_corpus(name)}"
 
 
 def rmu_note(texts: Sequence[str]) -> str:
@@ -46,5 +64,17 @@ def rmu_note(texts: Sequence[str]) -> str:
 
 def write(staging: Path, items: Sequence[ExportItem], config: ExportConfig) -> Written:
     texts = [item.text for item in items]
-    write_jsonl(staging / rmu_file_name(config.name), ({"text": text} for text in texts))
-    return Written(notes=[rmu_note(texts)])
+    rows = [{"text": text} for text in texts]
+    (staging / "data").mkdir()
+    write_jsonl(staging / "data" / rmu_file_name(config.name), rows)
+    dataset = staging / rmu_dataset_dir(config.name)
+    dataset.mkdir(parents=True)
+    write_jsonl(dataset / "train.jsonl", rows)
+    note = qa_as_text_note("rmu", items, QA_ELSEWHERE)
+    where = (
+        f"rmu: copy the folder into the WMDP repository's root (cp -r {config.out}/. <wmdp>/) and pass "
+        f"--forget_corpora {rmu_corpus(config.name)}: the 2024 rmu/utils.py reads "
+        f"data/{rmu_file_name(config.name)}, the current one (which asserts HF_TOKEN is set; any value "
+        f"does, a local folder never uses it) the local dataset {rmu_dataset_dir(config.name)}/"
+    )
+    return Written(notes=[*([note] if note else []), where, rmu_note(texts)])

@@ -14,18 +14,31 @@ SHAPE = "qa"
 
 
 def _task_ids(items: Sequence[ExportItem]) -> list[Any]:
-    """Each record's own `task_id`; without one, the number of its fact group (the record, or its parent)
-    in order of first appearance, so a fact and its variants share a task. Mixed types become strings so
-    the JSON column has one type."""
-    groups: dict[str, int] = {}
+    """Each record's own `task_id`; without one, its parent's, else a number for its fact group (the
+    record, or its parent) in order of first appearance, so a fact and its variants share a task. The
+    numbers skip every `task_id` the input holds, so two groups never share an id. Mixed types become
+    strings so the JSON column has one type."""
+    taken = {str(own) for item in items if (own := item.record.get("task_id")) is not None}
+    # A record without one joins its parent's task when the parent has one.
+    groups: dict[str, Any] = {
+        str(item.record["id"]): item.record["task_id"]
+        for item in items
+        if item.record.get("id") and item.record.get("task_id") is not None
+    }
     values: list[Any] = []
+    number = 0
     for item in items:
         own = item.record.get("task_id")
         if own is not None:
             values.append(own)
             continue
         key = str(item.record.get("parent") or item.record.get("id") or item.where)
-        values.append(groups.setdefault(key, len(groups) + 1))
+        if key not in groups:
+            number += 1
+            while str(number) in taken:
+                number += 1
+            groups[key] = number
+        values.append(groups[key])
     if len({type(value) for value in values}) > 1:
         values = [str(value) for value in values]
     return values

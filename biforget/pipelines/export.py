@@ -1,8 +1,9 @@
 """`export`: which records go into a forget set, whether the format can hold them, and the write.
 
-The filters (kinds, stages, minimum scores) pick the records; a format that holds one record shape
-refuses a set of the wrong or mixed shapes with the filter that would separate them; the format's own
-module (biforget/formats/) then writes into a staging folder that biforget/io/export.py moves into place.
+The filters (kinds, stages, shape, minimum scores) pick the records, and every record they leave out is
+counted by filter; a question/answer-only format refuses text records and names `--shape qa`; text
+formats write question/answer records as "question answer" and say so. The format's own module
+(biforget/formats/) writes into a staging folder that biforget/io/export.py moves into place.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from biforget import console
-from biforget.config import DEFAULT_EXPORT_KINDS, ExportConfig
+from biforget.config import ExportConfig
 from biforget.errors import InputError
 from biforget.formats import load_format, shape
-from biforget.formats.base import ExportItem, is_text
+from biforget.formats.base import ExportItem, is_qa, is_text
 from biforget.io.export import write_staged
 from biforget.records import KINDS, Record
 
@@ -54,17 +55,65 @@ def _passes_scores(record: Record, config: ExportConfig) -> bool:
     return True
 
 
-def keep(record: Record, config: ExportConfig) -> bool:
-    """The filters, in order: kinds, stages, minimum scores."""
-    kind = record.get("kind")
+def _kinds_label(config: ExportConfig) -> str:
     if config.kinds is None:
-        if kind == "point":
-            return False
-    elif kind not in config.kinds:
-        return False
+        return "--kinds (default: all but point)"
+    return f"--kinds {','.join(config.kinds)}"
+
+
+def _min_score_label(config: ExportConfig) -> str:
+    scores = " ".join(f"{name}>={value:g}" for name, value in config.min_scores)
+    return f"--min-score {scores}" + (" (unscored kept)" if config.keep_unscored else " (unscored left out)")
+
+
+def dropped_by(record: Record, config: ExportConfig) -> str | None:
+    """The first filter that leaves `record` out, named as the user sets it, or None to keep it.
+    The filters, in order: kinds, stages, shape, minimum scores."""
+    kind = record.get("kind")
+    if (kind == "point") if config.kinds is None else (kind not in config.kinds):
+        return _kinds_label(config)
     if config.stages and not _stage_matches(record.get("stage"), config.stages):
-        return False
-    return _passes_scores(record, config)
+        return f"--stages {','.join(config.stages)}"
+    if config.shape is not None and is_qa(record) != (config.shape == "qa"):
+        return f"--shape {config.shape}"
+    if not _passes_scores(record, config):
+        return _min_score_label(config)
+    return None
+
+
+# Why a record skipped under --on-error skip is left out.
+UNREADABLE = "--on-error skip (no 'text' and no 'question'/'answer')"
+
+
+# The order the reasons are given in: the order the records meet them.
+_REASON_ORDER = ("--on-error", "--kinds", "--stages", "--shape", "--min-score")
+
+
+@dataclass
+class Selection:
+    """The records the filters keep, how many were read, and how many each filter left out."""
+
+    items: list[ExportItem]
+    read: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    def _reasons(self) -> list[tuple[str, int]]:
+        return sorted(self.dropped.items(), key=lambda pair: _REASON_ORDER.index(pair[0].split()[0]))
+
+    def dropped_note(self) -> str | None:
+        """One line: how many records were left out, by which filter; None when none was."""
+        if not self.dropped:
+            return None
+        total = sum(self.dropped.values())
+        reasons = ", ".join(f"{count} by {label}" for label, count in self._reasons())
+        return f"left out {total} of {self.read} record(s): {reasons}"
+
+    def empty_message(self) -> str:
+        """Why nothing is left to export: an empty input, or the filters that left every record out."""
+        if not self.read:
+            return "no records (empty input)"
+        reasons = ", ".join(f"{label} left out {count}" for label, count in self._reasons())
+        return f"no records left after the filters out of {self.read} read: {reasons}"
 
 
 def select(
@@ -73,21 +122,27 @@ def select(
     *,
     where: Callable[[int], str],
     skip_bad: bool = False,
-) -> tuple[list[ExportItem], int]:
-    """The records the filters keep, and how many were read. `where(n)` names the n-th record (1-based)."""
-    kept: list[ExportItem] = []
-    read = 0
+) -> Selection:
+    """The records the filters keep, and how many each filter left out. `where(n)` names the n-th
+    record (1-based)."""
+    selection = Selection([])
     for read, record in enumerate(records, start=1):
+        selection.read = read
         item = ExportItem(record, where(read))
+        reason: str | None
         if not item.is_qa and not is_text(record.get("text")):
             error = InputError(f"{item.where}: record has no 'text' and no 'question'/'answer'")
             if not skip_bad:
                 raise error
             console.warn(f"skipped {error}")
-            continue
-        if keep(record, config):
-            kept.append(item)
-    return kept, read
+            reason = UNREADABLE
+        else:
+            reason = dropped_by(record, config)
+        if reason is None:
+            selection.items.append(item)
+        else:
+            selection.dropped[reason] = selection.dropped.get(reason, 0) + 1
+    return selection
 
 
 def _counts(items: Sequence[ExportItem], key: str) -> dict[str, int]:
@@ -101,64 +156,25 @@ def _counts(items: Sequence[ExportItem], key: str) -> dict[str, int]:
     return dict(sorted(found.items(), key=lambda pair: (order.get(pair[0], len(order)), pair[0])))
 
 
-def _splitting_filter(qa: Sequence[ExportItem], text: Sequence[ExportItem]) -> tuple[str, str] | None:
-    """The filter option and its values for each shape, when kinds (else stages) tell the shapes apart.
-    Only kinds of the contract count, since --kinds accepts no other."""
-    for key, flag in (("kind", "--kinds"), ("stage", "--stages")):
-        qa_values, text_values = _counts(qa, key), _counts(text, key)
-        values = {*qa_values, *text_values}
-        if f"no {key}" in values or set(qa_values) & set(text_values):
-            continue
-        if key == "kind" and not values <= set(KINDS):
-            continue
-        return f"{flag} {','.join(qa_values)}", f"{flag} {','.join(text_values)}"
-    return None
-
-
 def _shape_error(items: Sequence[ExportItem], fmt: str) -> InputError | None:
-    """Why `items` cannot go into one `fmt` file: a QA format given text-only records, or an
-    open-unlearning set of both shapes. Names the counts per kind and the filter that separates them;
-    the records are never turned into text behind the user's back."""
-    qa = [item for item in items if item.is_qa]
+    """Why `items` cannot go into a question/answer-only format: some have no question/answer. Names
+    their counts per kind and the filter that keeps the others, `--shape qa`."""
     text = [item for item in items if not item.is_qa]
-    needs_qa = shape(fmt) == "qa"
-    if not text or (not needs_qa and not qa):
+    if not text:
         return None
     text_kinds = ", ".join(f"{count} {kind}" for kind, count in _counts(text, "kind").items())
-    split = _splitting_filter(qa, text)
-    if needs_qa:
-        head = (
-            f"--format {fmt} needs question/answer records, but {len(text)} of the {len(items)} records "
-            f"kept have no question/answer ({text_kinds}; first: {text[0].where})"
-        )
-        if not qa:
-            return InputError(f"{head}; use a text format (muse, txt, csv, ...)")
-        if split is None:
-            return InputError(f"{head}; no --kinds or --stages value tells them apart: filter the input")
-        return InputError(f"{head}; keep the question/answer ones with {split[0]}")
     head = (
-        f"--format open-unlearning writes one record shape per set, but this one holds {len(qa)} "
-        f"question/answer record(s) and {len(text)} text-only ({text_kinds}; first: {text[0].where})"
+        f"--format {fmt} needs question/answer records, but {len(text)} of the {len(items)} records "
+        f"kept have no question/answer ({text_kinds}; first: {text[0].where})"
     )
-    if split is None:
-        return InputError(f"{head}; no --kinds or --stages value tells them apart: filter the input")
-    return InputError(
-        f"{head}; keep the question/answer ones with {split[0]} (QADataset) or the text with {split[1]} "
-        "(PretrainingDataset)"
-    )
-
-
-def _describe_filters(config: ExportConfig) -> str:
-    parts = [f"kinds {','.join(config.kinds)}" if config.kinds else f"kinds {','.join(DEFAULT_EXPORT_KINDS)}"]
-    if config.stages:
-        parts.append(f"stages {','.join(config.stages)}")
-    parts.extend(f"{name}>={value:g}" for name, value in config.min_scores)
-    return ", ".join(parts)
+    if len(text) == len(items):
+        return InputError(f"{head}; use a text format (muse, txt, csv, ...)")
+    return InputError(f"{head}; keep the {len(items) - len(text)} question/answer ones with --shape qa")
 
 
 def export_items(items: Sequence[ExportItem], config: ExportConfig) -> ExportResult:
     """Write `items` in `config.format` into `config.out`, all or nothing."""
-    if shape(config.format) != "any":
+    if shape(config.format) == "qa":
         error = _shape_error(items, config.format)
         if error is not None:
             raise error  # before anything is written
@@ -169,9 +185,3 @@ def export_items(items: Sequence[ExportItem], config: ExportConfig) -> ExportRes
     for warning in written.warnings:
         console.warn(warning)
     return ExportResult(config.out, config.format, len(items), files, written.notes, written.warnings)
-
-
-def no_records_message(read: int, config: ExportConfig) -> str:
-    if not read:
-        return "no records (empty input)"
-    return f"no records left after the filters ({_describe_filters(config)}) out of {read} read"
