@@ -5,7 +5,7 @@ baseline a tenth that size, then runs the library's `evaluate` on both with the 
 (SmolLM2-135M-Instruct) and, by default, the real default embedder (all-MiniLM-L6-v2); `--embedder hash`
 swaps in a cheap deterministic bag-of-words embedder to time everything but the neural encoder. A
 sampling thread reads the process's resident memory every 20 ms; the figure the project targets is the
-peak during evaluation minus the resident memory once the models are loaded (SPEC: under 2 GB).
+peak during evaluation minus the resident memory once the models are loaded (the target: under 2 GB).
 
     python benchmarks/evaluate.py                      # 10,000 records, default embedder
     python benchmarks/evaluate.py --embedder hash      # the same without the neural encoder

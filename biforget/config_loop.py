@@ -21,7 +21,7 @@ class UnlearnConfig(FromMapping):
     out: Path = Path("unlearned")
     # gd only: descent on this set beside ascent on the forget set.
     retain: Path | None = None
-    # The settings of the first measurement of a self-written Alice set on the default model (SPEC 6b).
+    # The settings of a first measurement on the default model: 79 self-written Alice samples, GA, 30 steps.
     steps: int = 30
     lr: float = 1e-5
     batch_size: int = 4

@@ -1,4 +1,4 @@
-"""The JSONL record contract (SPEC section 3): ids, text of question/answer records, record construction."""
+"""The JSONL record contract (docs/records.md): ids, text of question/answer records, record construction."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""JSONL in and out, following SPEC section 2's input conventions.
+"""JSONL in and out, following the input conventions of docs/running.md.
 
 Input comes from `-i FILE`, `-i -` (stdin), or stdin when it is a pipe or a file; a terminal, a closed
 or missing stdin is "no input". Bad lines are reported as `FILE:LINE: reason` and either stop the run or

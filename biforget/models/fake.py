@@ -1,9 +1,9 @@
 """The fake backend (`fake:NAME`): deterministic text and scores without weights, torch or a GPU.
 
-For dry runs of a pipeline or a config in seconds (`--model fake:echo`) and for the test suite, which
-registers its own scripts here. Its text is not knowledge of anything: it recombines the prompt's own
-words with a fixed vocabulary, in the shapes our templates ask for (a numbered list, a question on one
-line and its answer on the next, or plain sentences), so every stage has realistic records to work on.
+For dry runs of a pipeline or a config in seconds (`--model fake:echo`) and for the test suite. Its
+text is not knowledge of anything: it recombines the prompt's own words with a fixed vocabulary, in the
+shapes our templates ask for (a numbered list, a question on one line and its answer on the next, or
+plain sentences), so every stage has realistic records to work on.
 
 - `fake:echo` generates, scores (log-probs from a fixed per-word table), embeds (hidden states: hashed
   bags of words) and tokenizes (whitespace words).
@@ -178,19 +178,10 @@ def echo(request: GenerationRequest, draw: int) -> str:
 
 SCRIPTS: dict[str, Script] = {"echo": echo, "text-only": echo}
 # Named models that only generate.
-TEXT_ONLY = {"text-only"}
+TEXT_ONLY = frozenset({"text-only"})
 FULL = frozenset(
     {Capability.LOGPROBS, Capability.DISTRIBUTION, Capability.HIDDEN_STATES, Capability.TOKENIZER}
 )
-
-
-def register(name: str, script: Script, *, capabilities: frozenset[str] = FULL) -> None:
-    """Make `fake:NAME` answer with `script` (tests and users' own dry runs)."""
-    SCRIPTS[name] = script
-    if capabilities != FULL:
-        TEXT_ONLY.add(name)
-    else:
-        TEXT_ONLY.discard(name)
 
 
 def load(target: str, options: ModelOptions) -> FakeModel:
