@@ -99,6 +99,9 @@ def synthesize(
         (points if record.get("kind") == "point" else passthrough).append(record)
     if not points and seeds_config is None:
         raise UsageError("no point records on input; pipe `biforget seeds` in, or pass --topic")
+    for point in points:
+        if not (point.get("topic") or config.topic):
+            raise UsageError(f"point {point.get('id') or point.get('text')!r} has no topic; pass --topic")
     seed_templates = load_seed_templates() if not points else None
     model, embedder = _models(options, model, embedder)
     if not points and seeds_config is not None:
@@ -163,7 +166,9 @@ def rewrite(
         reject: Callable[[dict[str, Any]], None] | None = None
         if keep_rejected is not None:
             # Taken (and checked) before the model loads, emptied only once the run writes to it.
-            reject = stack.enter_context(RecordWriter(keep_rejected, make_parents=False)).write
+            reject = stack.enter_context(
+                RecordWriter(keep_rejected, make_parents=False, flag="--keep-rejected")
+            ).write
         model, embedder = _models(options, model, embedder)
         check_resume_sources(existing, config.STAGE, model, embedder)
         yield from rewrite_facts(

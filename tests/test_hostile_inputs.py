@@ -526,3 +526,82 @@ def test_a_record_that_would_be_an_overlong_line_is_not_written(
     assert (code, out) == (1, ""), err
     assert len(errors(err)) == 1 and "would be a line of 1,048,600 bytes" in err, err
     assert output.read_text() == "KEEP\n"
+
+
+# The small ones.
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--temperatures", "0.6,,0.8"],
+            "--temperatures has an empty item in '0.6,,0.8'; give numbers such as 0.6,0.8,1.0",
+        ),
+        (["--model-arg", "a=1", "--model-arg", "a=2"], "--model-arg a is given twice; give it once"),
+        (["--trace", "."], ".: is a directory; --trace needs a file"),
+    ],
+)
+def test_small_usage_errors_of_synthesize(
+    args: list[str],
+    message: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    source = write_lines(tmp_path / "points.jsonl", *POINTS)
+    code = cli.run([*SMALL_SYNTH[:3], "-i", str(source), *args])
+    out, err = capsys.readouterr()
+    assert (code, out) == (2, ""), err
+    assert errors(err) == [f"error: {message}"]
+
+
+def test_a_point_without_a_topic_is_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = write_lines(tmp_path / "points.jsonl", {"kind": "point", "text": "Hogwarts"})
+    code = cli.run([*SMALL_SYNTH[:3], "-i", str(source)])
+    out, err = capsys.readouterr()
+    assert (code, out) == (2, ""), err
+    assert err.splitlines() == ["error: point 'Hogwarts' has no topic; pass --topic"]
+
+
+def test_a_server_setting_that_is_no_number_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.run(
+        [
+            "seeds",
+            "--topic",
+            TOPIC,
+            "--model",
+            "openai:http://127.0.0.1:9/v1",
+            "--model-arg",
+            "concurrency=abc",
+        ]
+    )
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert errors(err) == ["error: --model-arg 'concurrency=abc': expected a whole number, not 'abc'"]
+
+
+def test_a_config_setting_spelled_both_ways_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "biforget.toml"
+    config.write_text("[synthesize]\nmax_samples = 10\nmax-samples = 20\n")
+    code = cli.run(["synthesize", "--config", str(config), "--topic", TOPIC, "--model", "fake:echo"])
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert errors(err) == [
+        f"error: {config}: [synthesize] sets 'max_samples' twice (as - and as _); keep one"
+    ]
+
+
+def test_messages_print_user_text_as_given(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    topic = ":x: [bold]Potter[/bold]"
+    code = cli.run(
+        [*SMALL_SYNTH[:3], "--topic", topic, "--depth", "0", "--max-samples", "1", "--min-words", "3"]
+    )
+    _, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"for {topic!r}" in err

@@ -294,7 +294,12 @@ class RecordWriter:
     """
 
     def __init__(
-        self, path: str | Path | None = None, *, resume: bool = False, make_parents: bool = True
+        self,
+        path: str | Path | None = None,
+        *,
+        resume: bool = False,
+        make_parents: bool = True,
+        flag: str = "-o",
     ) -> None:
         self.path = Path(path) if path is not None else None
         self.name = str(self.path) if self.path is not None else STDOUT_NAME
@@ -316,7 +321,7 @@ class RecordWriter:
             self._bytes: IO[bytes] | None = getattr(sys.stdout, "buffer", None)
             return
         if self.path.is_dir():
-            raise UsageError(f"{self.path}: is a directory; -o needs a file")
+            raise UsageError(f"{self.path}: is a directory; {flag} needs a file")
         if make_parents:
             make_folder(self.path.parent, for_path=self.path)
         try:

@@ -34,8 +34,15 @@ def boolean(value: str) -> bool:
     raise ValueError("expected true or false")
 
 
+def whole_number(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"expected a whole number, not {value!r}") from None
+
+
 def positive_int(value: str) -> int:
-    number = int(value)
+    number = whole_number(value)
     if number < 1:
         raise ValueError("must be at least 1")
     return number

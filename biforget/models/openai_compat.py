@@ -34,7 +34,7 @@ import numpy as np
 
 from biforget.config import ModelOptions
 from biforget.errors import ModelError, UsageError
-from biforget.models.args import boolean, positive_int
+from biforget.models.args import boolean, positive_int, whole_number
 from biforget.models.base import Capability, GenerationRequest, Tokenizer, TokenLogprobs
 from biforget.models.prompting import completion
 from biforget.records import derive_seed
@@ -54,14 +54,17 @@ T = TypeVar("T")
 
 
 def _non_negative_int(value: str) -> int:
-    number = int(value)
+    number = whole_number(value)
     if number < 0:
         raise ValueError("must be 0 or more")
     return number
 
 
 def _positive_seconds(value: str) -> float:
-    number = float(value)
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"expected a number of seconds, not {value!r}") from None
     if not math.isfinite(number) or number <= 0:
         raise ValueError("must be a positive number of seconds")
     return number

@@ -134,7 +134,7 @@ class _Trace:
     """The diversity curve as JSONL lines `{"samples": N, "diversity": D}`, written by the record writer."""
 
     def __init__(self, path: Path | None) -> None:
-        self._writer = RecordWriter(path) if path else None
+        self._writer = RecordWriter(path, flag="--trace") if path else None
         self._last: int | None = None
 
     def write(self, samples: int, diversity: float) -> None:
