@@ -605,3 +605,14 @@ def test_messages_print_user_text_as_given(tmp_path: Path, capsys: pytest.Captur
     _, err = capsys.readouterr()
     assert code == 0, err
     assert f"for {topic!r}" in err
+
+
+def test_a_config_true_for_a_number_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "biforget.toml"
+    config.write_text("[synthesize]\nmax_samples = true\n")
+    code = cli.run(["synthesize", "--config", str(config), "--topic", TOPIC, "--model", "fake:echo"])
+    out, err = capsys.readouterr()
+    assert (code, out) == (2, "")
+    assert errors(err) == [
+        f"error: {config}: max_samples = true: a switch's value, and max_samples is not a switch"
+    ]

@@ -118,11 +118,19 @@ def _default_map(args: Sequence[str]) -> dict[str, Any] | None:
     if path is None:
         return None
     group = typer.main.get_command(app)
-    commands = {
-        name: [p.name for p in command.params if p.name]
-        for name, command in getattr(group, "commands", {}).items()
-    }
-    return config_default_map(path, commands)
+    commands = getattr(group, "commands", {})
+    defaults = config_default_map(
+        path, {name: [p.name for p in command.params if p.name] for name, command in commands.items()}
+    )
+    for name, values in defaults.items():
+        flags = {p.name for p in commands[name].params if getattr(p, "is_flag", False)}
+        for key, value in values.items():
+            # TOML's true is no number: the option parser would read it as 1.
+            if isinstance(value, bool) and key not in flags:
+                raise UsageError(
+                    f"{path}: {key} = {str(value).lower()}: a switch's value, and {key} is not a switch"
+                )
+    return defaults
 
 
 def run(args: Sequence[str] | None = None) -> int:
