@@ -616,3 +616,19 @@ def test_a_config_true_for_a_number_is_refused(tmp_path: Path, capsys: pytest.Ca
     assert errors(err) == [
         f"error: {config}: max_samples = true: a switch's value, and max_samples is not a switch"
     ]
+
+
+def test_export_txt_writes_no_control_bytes_that_readers_refuse(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from biforget.io.sets import read_set
+
+    source = write_lines(tmp_path / "set.jsonl", {"text": "before\u0000NUL and \u001b[31mESC\u001b[0m after"})
+    out = tmp_path / "txt"
+    code = cli.run(["export", "-i", str(source), "--format", "txt", "--out", str(out)])
+    _, err = capsys.readouterr()
+    assert code == 0, err
+    data = (out / "forget.txt").read_bytes()
+    assert data == b"before NUL and  [31mESC [0m after\n"
+    assert "replaced 3 control character(s)" in err
+    assert read_set(out / "forget.txt").texts == ["before NUL and [31mESC [0m after"]
