@@ -632,3 +632,30 @@ def test_export_txt_writes_no_control_bytes_that_readers_refuse(
     assert data == b"before NUL and  [31mESC [0m after\n"
     assert "replaced 3 control character(s)" in err
     assert read_set(out / "forget.txt").texts == ["before NUL and [31mESC [0m after"]
+
+
+# Synthesize's memory follows the wave, not the plan.
+
+
+def test_synthesize_memory_does_not_grow_with_the_plan(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import tracemalloc
+
+    points = [
+        {"id": f"p{i}", "kind": "point", "text": f"Point number {i}", "topic": TOPIC} for i in range(2000)
+    ]
+    source = write_lines(tmp_path / "points.jsonl", *points)
+    output = tmp_path / "out.jsonl"
+    # The default plan for 2,000 points is over a million requests; the run stops after 3 samples.
+    args = ["synthesize", "--model", "fake:echo", "-i", str(source), "--min-words", "3", "--max-samples", "3"]
+    tracemalloc.start()
+    try:
+        code = cli.run([*args, "-o", str(output)])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    _, err = capsys.readouterr()
+    assert code == 0, err
+    assert len(lines(output)) == 3
+    assert peak < 40 * 2**20, f"peak {peak / 2**20:.0f} MiB"
