@@ -659,3 +659,18 @@ def test_synthesize_memory_does_not_grow_with_the_plan(
     assert code == 0, err
     assert len(lines(output)) == 3
     assert peak < 40 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+
+
+def test_help_into_a_closed_pipe_is_the_reader_going_away() -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "BIFORGET_DEBUG": ""}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "biforget", "synthesize", "--help"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader is gone before the help is written (`| head -1`)
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141, err
+    assert err == ""

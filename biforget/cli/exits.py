@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import traceback
@@ -86,6 +87,12 @@ def _typer_usage(exc: BaseException) -> int | None:
 def exit_code_for(exc: BaseException) -> int:
     """The one mapping from exceptions to a one-line message on stderr and an exit code."""
     if isinstance(exc, SystemExit):
+        context = exc.__context__
+        if isinstance(context, OSError) and context.errno == errno.EPIPE:
+            # The option parser's own exit when printing help into a closed pipe (`--help | head -1`):
+            # the reader went away, as for records.
+            _broken_pipe(context)
+            return 141
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     if console.debug_enabled() and not isinstance(exc, QUIET):
         traceback.print_exception(exc, file=sys.stderr)
