@@ -674,3 +674,19 @@ def test_help_into_a_closed_pipe_is_the_reader_going_away() -> None:
     err = process.stderr.read().decode()
     assert process.wait(timeout=120) == 141, err
     assert err == ""
+
+
+def test_audit_of_a_folder_that_is_no_model_says_the_whole_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "not-a-model"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "llama"}')
+    forget = write_lines(tmp_path / "forget.jsonl", *SAMPLES[:2])
+    code = cli.run(["audit", "--model", str(folder), "--forget", str(forget), "--unlearned", str(folder)])
+    out, err = capsys.readouterr()
+    assert (code, out) == (1, ""), err
+    [line] = errors(err)
+    assert line.startswith("error: cannot load model 'not-a-model': ")
+    assert not line.rstrip().endswith(":"), line  # not cut after "...from one of:"
+    assert "(3)" in line, line
