@@ -324,9 +324,9 @@ def check_resume_sources(
     embedder: Embedder,
     points: Sequence[Record] | None = None,
 ) -> None:
-    """A resumed run must also use the model and embedder that wrote `existing` (by their resolved
-    names, so `default` and its folder are one model) and, for synthesize, the points its samples came
-    from; otherwise the new records would join another run's."""
+    """A resumed run must also use the model and embedder that wrote `existing` (the names the loaded
+    backends give, which records carry as `gen.model` and `gen.embedder`) and, for synthesize, the
+    points its samples came from; otherwise the new records would join another run's."""
     known = {str(point.get("id")) for point in points} if points is not None else None
     for record in existing:
         written = record.get("stage")
