@@ -23,7 +23,7 @@ from biforget.console import Tracker
 from biforget.errors import InputError, OutputError, UsageError
 from biforget.io.facts import Fact
 from biforget.io.jsonl import InputSource, RecordWriter
-from biforget.io.paths import check_paths, make_folder
+from biforget.io.paths import check_paths, folder_lock, make_folder
 from biforget.models import load_embedder, load_text_model
 from biforget.models.base import Capability, Embedder, TextModel, require
 from biforget.pipelines.export import ExportResult
@@ -58,15 +58,18 @@ def seeds(
     config: SeedsConfig,
     options: ModelOptions | None = None,
     *,
+    existing: Iterable[Record] = (),
     model: TextModel | None = None,
     embedder: Embedder | None = None,
     tracker: Tracker | None = None,
 ) -> Iterator[Record]:
-    """Key points of `config.topic` as `point` records. Pass `model`/`embedder` to reuse loaded ones."""
+    """Key points of `config.topic` as `point` records. Pass `model`/`embedder` to reuse loaded ones;
+    `existing` (records of a run to resume) are checked to come from the same model."""
     from biforget.pipelines.seeds import generate_points, load_seed_templates
 
     templates = load_seed_templates()  # template errors surface before a model is loaded
     model, embedder = _models(options, model, embedder)
+    check_resume_sources(existing, config.STAGE, model, embedder)
     yield from generate_points(model, embedder, config, tracker, templates=templates)
 
 
@@ -91,21 +94,49 @@ def synthesize(
 
     templates = select_templates(config.templates, config.template_dir)  # errors before any model loads
     points: list[Record] = []
+    passthrough: list[Record] = []
     for record in records:
-        if record.get("kind") == "point":
-            points.append(record)
-        else:
-            yield record
+        (points if record.get("kind") == "point" else passthrough).append(record)
     if not points and seeds_config is None:
         raise UsageError("no point records on input; pipe `biforget seeds` in, or pass --topic")
+    for point in points:
+        if not (point.get("topic") or config.topic):
+            raise UsageError(f"point {point.get('id') or point.get('text')!r} has no topic; pass --topic")
     seed_templates = load_seed_templates() if not points else None
     model, embedder = _models(options, model, embedder)
     if not points and seeds_config is not None:
         points = list(generate_points(model, embedder, seeds_config, tracker, templates=seed_templates))
         console.info(f"synthesize: listed {len(points)} point(s) for {seeds_config.topic!r}")
-    yield from synthesize_samples(
-        model, embedder, points, config, existing=existing, trace=trace, tracker=tracker, templates=templates
+    check_resume_sources(existing, SynthesizeConfig.STAGE, model, embedder, points)
+    yield from held_until_first(
+        passthrough,
+        synthesize_samples(
+            model,
+            embedder,
+            points,
+            config,
+            existing=existing,
+            trace=trace,
+            tracker=tracker,
+            templates=templates,
+        ),
     )
+
+
+def held_until_first(held: Iterable[Record], produced: Iterable[Record]) -> Iterator[Record]:
+    """`held`, then `produced`, but nothing before `produced` has yielded its first record or ended well.
+
+    Passthrough records wait for the run's first own record, so a run that fails before making one (a
+    model or server that cannot be reached, a capability it lacks) leaves its output file as it was."""
+    made = iter(produced)
+    try:
+        first = next(made)
+    except StopIteration:
+        yield from held
+        return
+    yield from held
+    yield first
+    yield from made
 
 
 def rewrite(
@@ -130,12 +161,16 @@ def rewrite(
     facts = list(facts)
     if not facts:
         raise InputError("no facts to rewrite")
+    check_fact_sizes(facts)
     with contextlib.ExitStack() as stack:
         reject: Callable[[dict[str, Any]], None] | None = None
         if keep_rejected is not None:
             # Taken (and checked) before the model loads, emptied only once the run writes to it.
-            reject = stack.enter_context(RecordWriter(keep_rejected, make_parents=False)).write
+            reject = stack.enter_context(
+                RecordWriter(keep_rejected, make_parents=False, flag="--keep-rejected")
+            ).write
         model, embedder = _models(options, model, embedder)
+        check_resume_sources(existing, config.STAGE, model, embedder)
         yield from rewrite_facts(
             model,
             embedder,
@@ -146,6 +181,19 @@ def rewrite(
             tracker=tracker,
             templates=templates,
         )
+
+
+def check_fact_sizes(facts: Iterable[Fact]) -> None:
+    """Every fact's record fits on a line the readers take (a QA fact's record holds its text twice,
+    as `text` and as `question` and `answer`), checked before any model loads."""
+    from biforget.io.jsonl import MAX_LINE_BYTES, line_too_long
+    from biforget.pipelines.rewrite_plan import fact_record
+
+    for fact in facts:
+        line = json.dumps(fact_record(fact), ensure_ascii=False, separators=(",", ":")) + "\n"
+        size = len(line.encode("utf-8"))
+        if size > MAX_LINE_BYTES:
+            raise line_too_long(size, MAX_LINE_BYTES, fact.source, fact.line, "fact whose record is a line")
 
 
 def probe(
@@ -174,27 +222,29 @@ def probe(
     references = None
     if config.mia and config.mia_calibrate is not None:
         references = read_reference_texts(config.mia_calibrate)
-    inputs: list[Record] = []
-    for record in records:
-        inputs.append(record)
-        yield record
+    inputs = list(records)
     if not config.jailbreak and not config.mia:
+        yield from inputs
         return
     model, embedder = _models(options, model, embedder)
     if config.mia:
         require(model, Capability.LOGPROBS, "--mia (Min-K% scoring)")
         if config.mia_score == "mink++":
             require(model, Capability.DISTRIBUTION, "--mia-score mink++")
-    yield from probe_samples(
-        model,
-        embedder,
+    check_resume_sources(existing, ProbeConfig.STAGE, model, embedder)
+    yield from held_until_first(
         inputs,
-        config,
-        points=points,
-        references=references,
-        existing=existing,
-        tracker=tracker,
-        templates=templates,
+        probe_samples(
+            model,
+            embedder,
+            inputs,
+            config,
+            points=points,
+            references=references,
+            existing=existing,
+            tracker=tracker,
+            templates=templates,
+        ),
     )
 
 
@@ -213,7 +263,7 @@ def write_records(
     passed to `produce` and the ids among them are not written again, after `config` is checked to be
     the run that wrote them. `reads` and `writes` are the run's other files by flag, which `output` must
     not overwrite. Returns the closed writer (its `written` and `existing`)."""
-    check_paths(dict(reads or {}), {"-o": output, **(writes or {})})
+    check_paths(dict(reads or {}), {"-o": output, **(writes or {})}, stdout=output is None)
     with RecordWriter(output, resume=resume) as writer:
         if config is not None:
             check_resume(writer.existing, config, writer.name)
@@ -230,6 +280,12 @@ def check_resume(existing: Iterable[Record], config: RunConfig, name: str = "the
     current = json.loads(json.dumps(config.settings(), default=str))
     topic = getattr(config, "topic", None)
     for record in existing:
+        if not _could_have_written(config.STAGE, record):
+            raise UsageError(
+                f"{name}: --resume onto a file `{config.STAGE}` did not write (it holds a "
+                f"{record.get('kind') or 'record'} of stage {record.get('stage') or 'none'}); resume with "
+                "the command that wrote it or write a new file"
+            )
         stage, gen = record.get("stage"), record.get("gen")
         if not isinstance(stage, str) or stage.partition("/")[0] != config.STAGE:
             continue
@@ -248,6 +304,54 @@ def check_resume(existing: Iterable[Record], config: RunConfig, name: str = "the
             )
 
 
+def _could_have_written(stage: str, record: Record) -> bool:
+    """Whether a run of `stage` could have written `record`: its own records, and what it passes through
+    (seeds and rewrite pass nothing through, synthesize every input record but the points it reads,
+    probe every input record)."""
+    written = record.get("stage")
+    own = written.partition("/")[0] if isinstance(written, str) else None
+    if own == stage or (stage == "rewrite" and own == "input" and record.get("kind") == "fact"):
+        return True
+    if stage in ("seeds", "rewrite"):
+        return False
+    return stage != "synthesize" or record.get("kind") != "point"
+
+
+def check_resume_sources(
+    existing: Iterable[Record],
+    stage: str,
+    model: TextModel,
+    embedder: Embedder,
+    points: Sequence[Record] | None = None,
+) -> None:
+    """A resumed run must also use the model and embedder that wrote `existing` (the names the loaded
+    backends give, which records carry as `gen.model` and `gen.embedder`) and, for synthesize, the
+    points its samples came from; otherwise the new records would join another run's."""
+    known = {str(point.get("id")) for point in points} if points is not None else None
+    for record in existing:
+        written = record.get("stage")
+        if not isinstance(written, str) or written.partition("/")[0] != stage:
+            continue
+        gen = record.get("gen")
+        if not isinstance(gen, dict):
+            gen = {}
+        for flag, used, current in (
+            ("--model", gen.get("model"), model.name),
+            ("--embedder", gen.get("embedder"), embedder.name),
+        ):
+            if used is not None and used != current:
+                raise UsageError(
+                    f"--resume with another {flag[2:]} than the run that wrote the output ({used!r}, now "
+                    f"{current!r}); repeat that run's {flag} or write a new file"
+                )
+        if known is not None and record.get("kind") == "sample" and str(record.get("parent")) not in known:
+            raise UsageError(
+                "--resume with other points than the run that wrote the output (its record "
+                f"{record.get('id')} comes from point {record.get('parent')}); repeat that run's input "
+                "or seeds settings, or write a new file"
+            )
+
+
 def export(
     config: ExportConfig, records: Iterable[Record], *, source: InputSource | None = None
 ) -> ExportResult:
@@ -257,9 +361,16 @@ def export(
     name its file and line, and its --on-error skip applies. Loads no model and imports no torch.
     """
     from biforget.io.export import check_destination
-    from biforget.pipelines.export import export_items, select
 
     check_destination(config.out, config.force)  # before any input is read
+    with folder_lock(config.out):
+        return _export_locked(config, records, source)
+
+
+def _export_locked(
+    config: ExportConfig, records: Iterable[Record], source: InputSource | None
+) -> ExportResult:
+    from biforget.pipelines.export import export_items, select
 
     def where(number: int) -> str:
         return f"{source.name}:{source.line}" if source is not None else f"record {number}"
@@ -309,7 +420,7 @@ def evaluate(
     if config.drop_overlap and len(sets) != 1:
         raise UsageError("--drop-overlap works on exactly one SET (baselines go in --against)")
     reads = {**{str(path): path for path in paths}, "--retain": config.retain, "--trace": config.trace}
-    check_paths(reads, {"-o": config.output})
+    check_paths(reads, {"-o": config.output}, stdout=True)
     with contextlib.ExitStack() as stack:
         # Where the results go is checked before anything is scored, so a bad path costs no time.
         kept = stack.enter_context(RecordWriter(config.output)) if config.drop_overlap else None

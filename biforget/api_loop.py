@@ -13,6 +13,7 @@ from biforget.api import check_folder
 from biforget.config import AuditConfig, ModelOptions, UnlearnConfig
 from biforget.console import Tracker
 from biforget.errors import UsageError
+from biforget.io.paths import folder_lock
 from biforget.models import load_text_model
 from biforget.models.base import Capability, TextModel, require
 
@@ -32,7 +33,6 @@ def unlearn(
     `config.out` (loadable as `--model DIR`); the result holds the trained model and its report.
 
     Needs a backend with trainable weights (hf); any other is refused before training."""
-    from biforget.io.sets import read_set
     from biforget.models import split_model_spec
 
     options = options or ModelOptions()
@@ -44,14 +44,30 @@ def unlearn(
         # The Trainer's import loads the hub client, which reads its offline and progress-bar switches
         # once, so they are set first, as loading the model would set them.
         quiet_hf_libraries(offline=resolve_model(location).local)
-    from biforget.models.hf import HFTextModel
-    from biforget.pipelines.unlearn import check_out, unlearn_model, write_model
+    from biforget.pipelines.unlearn import check_out
 
     if options.quantize != "none":
         raise UsageError(
             "unlearn trains full-precision weights; drop --quantize (use --lora for large models)"
         )
-    check_out(config.out, config.force, [forget, config.retain or forget, options.model])
+    inputs: list[str | Path] = [forget, config.retain or forget, options.model]
+    check_out(config.out, config.force, inputs)
+    with folder_lock(config.out):
+        check_out(config.out, config.force, inputs)  # again under the lock: a run may have ended meanwhile
+        return _unlearn_into(config, forget, options, model, tracker)
+
+
+def _unlearn_into(
+    config: UnlearnConfig,
+    forget: Path,
+    options: ModelOptions,
+    model: TextModel | None,
+    tracker: Tracker | None,
+) -> Unlearned:
+    from biforget.io.sets import read_set
+    from biforget.models.hf import HFTextModel
+    from biforget.pipelines.unlearn import unlearn_model, write_model
+
     data = read_set(forget, name="forget")
     retain = read_set(config.retain, name="retain") if config.retain is not None else None
     if model is None:

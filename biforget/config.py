@@ -97,10 +97,14 @@ class ModelOptions(FromMapping):
 
     def __post_init__(self) -> None:
         check_finite(self)
+        keys: set[str] = set()
         for item in self.model_args:
             key, sep, _ = item.partition("=")
             if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", key):
                 raise UsageError(f"--model-arg must be KEY=VALUE such as revision=main, not {item!r}")
+            if key in keys:
+                raise UsageError(f"--model-arg {key} is given twice; give it once")
+            keys.add(key)
         if self.batch_size < 1:
             raise UsageError("--batch-size must be at least 1")
 

@@ -157,7 +157,14 @@ def load_config_file(path: Path) -> dict[str, dict[str, Any]]:
     for name, table in raw.items():
         if not isinstance(table, dict):
             raise UsageError(f"{path}: top-level key {name!r} must be a table such as [defaults] or [seeds]")
-        tables[name] = {_normalise_key(key): value for key, value in table.items()}
+        normalised: dict[str, Any] = {}
+        for key, value in table.items():
+            if _normalise_key(key) in normalised:
+                raise UsageError(
+                    f"{path}: [{name}] sets {_normalise_key(key)!r} twice (as - and as _); keep one"
+                )
+            normalised[_normalise_key(key)] = value
+        tables[name] = normalised
     return tables
 
 
@@ -193,8 +200,11 @@ def parse_float_list(flag: str, value: str | Sequence[float]) -> tuple[float, ..
     """`0.6,0.8,1.0` or a sequence of numbers, as a tuple; an unparsable item is a usage error."""
     if not isinstance(value, str):
         return tuple(float(v) for v in value)
+    parts = value.split(",")
+    if len(parts) > 1 and not all(part.strip() for part in parts):
+        raise UsageError(f"{flag} has an empty item in {value!r}; give numbers such as 0.6,0.8,1.0")
     try:
-        items = tuple(float(part) for part in value.split(",") if part.strip())
+        items = tuple(float(part) for part in parts if part.strip())
     except ValueError:
         raise UsageError(
             f"{flag} must be comma-separated numbers such as 0.6,0.8,1.0, not {value!r}"

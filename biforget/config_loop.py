@@ -54,6 +54,9 @@ class UnlearnConfig(FromMapping):
                 raise UsageError(f"{flag} must be above 0, not {number}")
         if self.retain_weight < 0:
             raise UsageError(f"--retain-weight must be 0 or more, not {self.retain_weight}")
+        if not 0 <= self.seed < 2**32:
+            # The trainer seeds numpy, whose seeds are unsigned 32-bit numbers.
+            raise UsageError(f"--seed must lie in [0, {2**32 - 1}], not {self.seed}")
         if self.method == "gd" and self.retain is None:
             raise UsageError(
                 "--method gd needs --retain FILE (the set to keep while ascending on the forget set)"

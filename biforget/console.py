@@ -35,7 +35,8 @@ def is_quiet() -> bool:
 def stderr_console() -> Console:
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    # User text (topics, file names) is printed as given: no markup, and no `:x:` turned into emoji.
+    return Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 def info(message: str) -> None:

@@ -4,7 +4,8 @@ It speaks the JSON shapes of `/v1/models`, `/v1/completions` (with `echo` + `log
 `/v1/chat/completions`. Its completions are real outputs of the default model (the SmolLM2 fixtures),
 picked deterministically from the prompt, the seed and the choice index, so a request asked twice gets
 the same text. Echoed log-probs are per whitespace word, a fixed function of the word. Tests steer it:
-`fail_next` answers the next requests with an error status, `down_after` fails every request after a
+`fail_next` answers the next requests with an error status, `garble_next` with a 200 no server
+should give (HTML, cut-off JSON), `down_after` fails every request after a
 count until `restore()`, `delay_s` holds each answer to measure concurrency, `echo=False` refuses
 echo like a server without prompt log-probs.
 """
@@ -71,6 +72,8 @@ class Loopback:
         self.paths: list[str] = []
         self.auth: list[str | None] = []
         self.fail_next: list[int] = []
+        # Bodies to answer the next requests with, status 200: a reply no OpenAI server would give.
+        self.garble_next: list[tuple[str, bytes]] = []
         self.down_after: int | None = None
         self.in_flight = 0
         self.max_in_flight = 0
@@ -196,6 +199,16 @@ class Loopback:
                     owner.bodies.append(body)
                     owner.paths.append(self.path)
                     failure = owner.fail_next.pop(0) if owner.fail_next else None
+                    garbled = owner.garble_next.pop(0) if owner.garble_next and failure is None else None
+                if garbled is not None:
+                    kind, data = garbled
+                    self.send_response(200)
+                    self.send_header("Content-Type", kind)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                with owner.lock:
                     if (
                         failure is None
                         and owner.down_after is not None

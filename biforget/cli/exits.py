@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import traceback
@@ -86,6 +87,12 @@ def _typer_usage(exc: BaseException) -> int | None:
 def exit_code_for(exc: BaseException) -> int:
     """The one mapping from exceptions to a one-line message on stderr and an exit code."""
     if isinstance(exc, SystemExit):
+        context = exc.__context__
+        if isinstance(context, OSError) and context.errno == errno.EPIPE:
+            # The option parser's own exit when printing help into a closed pipe (`--help | head -1`):
+            # the reader went away, as for records.
+            _broken_pipe(context)
+            return 141
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     if console.debug_enabled() and not isinstance(exc, QUIET):
         traceback.print_exception(exc, file=sys.stderr)
@@ -118,11 +125,19 @@ def _default_map(args: Sequence[str]) -> dict[str, Any] | None:
     if path is None:
         return None
     group = typer.main.get_command(app)
-    commands = {
-        name: [p.name for p in command.params if p.name]
-        for name, command in getattr(group, "commands", {}).items()
-    }
-    return config_default_map(path, commands)
+    commands = getattr(group, "commands", {})
+    defaults = config_default_map(
+        path, {name: [p.name for p in command.params if p.name] for name, command in commands.items()}
+    )
+    for name, values in defaults.items():
+        flags = {p.name for p in commands[name].params if getattr(p, "is_flag", False)}
+        for key, value in values.items():
+            # TOML's true is no number: the option parser would read it as 1.
+            if isinstance(value, bool) and key not in flags:
+                raise UsageError(
+                    f"{path}: {key} = {str(value).lower()}: a switch's value, and {key} is not a switch"
+                )
+    return defaults
 
 
 def run(args: Sequence[str] | None = None) -> int:

@@ -57,7 +57,11 @@ def seeds(
     values = begin(ctx)
     settings = SeedsConfig.from_mapping(values, strict=False)
     options = model_options(values)
-    emit(values, lambda tracker, _: api.seeds(settings, options, tracker=tracker), settings)
+    emit(
+        values,
+        lambda tracker, existing: api.seeds(settings, options, existing=existing, tracker=tracker),
+        settings,
+    )
 
 
 @app.command()
@@ -200,7 +204,7 @@ def probe(
         lambda tracker, existing: api.probe(
             settings,
             options,
-            records=iter_records(source),
+            records=iter_records(source, allow_empty=False),
             points_file=points,
             existing=existing,
             tracker=tracker,

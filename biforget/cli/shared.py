@@ -229,7 +229,26 @@ def begin(ctx: typer.Context) -> dict[str, Any]:
     """The command's parsed options (flags over the config file over the built-in defaults)."""
     values = dict(ctx.params)
     console.set_quiet(bool(values.get("quiet")))
+    for name, value in values.items():
+        if name not in PATH_OPTIONS:
+            for item in value if isinstance(value, list | tuple) else [value]:
+                if isinstance(item, str) and not _is_text(item):
+                    flag = "--" + name.replace("_", "-")
+                    raise UsageError(f"{flag} is not UTF-8 text (it holds bytes no text encodes); retype it")
     return values
+
+
+# Options that may name a file: a file name need not be text, everything else ends up in records.
+PATH_OPTIONS = frozenset({"input", "model", "embedder"})
+
+
+def _is_text(value: str) -> bool:
+    """False for a string with lone surrogates: what Python makes of argv bytes that are not UTF-8."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def model_options(values: Mapping[str, Any]) -> ModelOptions:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from biforget import console
 from biforget.io.export import write_text
 from biforget.io.jsonl import RecordWriter
 from biforget.records import Record, qa_text
@@ -96,8 +97,17 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
         writer.write_all(rows)
 
 
+# C0 controls but tab and line ends, and DEL: a plain-text reader takes NUL for binary data, and ESC
+# sequences would drive a terminal that shows the file.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def write_documents(path: Path, items: Sequence[ExportItem]) -> list[str]:
     documents = [document(item.text) for item in items]
+    replaced = sum(len(_CONTROL.findall(text)) for text in documents)
+    if replaced:
+        documents = [_CONTROL.sub(" ", text) for text in documents]
+        console.warn(f"{path.name}: replaced {replaced} control character(s) (NUL, ESC, ...) with spaces")
     write_text(path, "\n\n".join(documents) + "\n")
     return documents
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import stat
 import sys
 from collections.abc import Iterable, Iterator
@@ -117,13 +118,41 @@ def decode_line(raw: bytes, source: str, number: int) -> str:
     return text.rstrip("\r\n")
 
 
-def _parse_line(text: str, source: str, number: int) -> Record:
+# A \uD800-\uDFFF escape: half of a surrogate pair, which is text only with its other half.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def check_text_value(value: Any, json_text: str, source: str, number: int) -> Any:
+    """`value` parsed from `json_text`, or an InputError when a string in it holds a lone surrogate
+    (valid JSON, but no text: it cannot be written as UTF-8, so every later step would fail on it)."""
+    if _SURROGATE_ESCAPE.search(json_text) is None:
+        return value
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(
+            "a string holds a lone surrogate escape (\\ud800-\\udfff without its pair), which is not text",
+            source=source,
+            line=number,
+        ) from None
+    return value
+
+
+def loads_value(text: str, source: str, number: int) -> Any:
+    """One JSON value of a line, with every way a line can fail as an InputError naming it."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(
             f"malformed JSON ({exc.msg}, column {exc.colno})", source=source, line=number
         ) from None
+    except RecursionError:
+        raise InputError("JSON nested too deeply to be a record", source=source, line=number) from None
+    return check_text_value(value, text, source, number)
+
+
+def _parse_line(text: str, source: str, number: int) -> Record:
+    value = loads_value(text, source, number)
     if not isinstance(value, dict):
         raise InputError(f"expected a JSON object, got {type(value).__name__}", source=source, line=number)
     return value
@@ -147,9 +176,9 @@ def bounded_lines(stream: IO[bytes], limit: int = MAX_LINE_BYTES) -> Iterator[tu
         yield b"", size
 
 
-def line_too_long(size: int, limit: int, source: str, number: int) -> InputError:
+def line_too_long(size: int, limit: int, source: str, number: int, what: str = "line") -> InputError:
     return InputError(
-        f"line of {size:,} bytes, over the {limit:,} a record may hold", source=source, line=number
+        f"{what} of {size:,} bytes, over the {limit:,} a record may hold", source=source, line=number
     )
 
 
@@ -265,7 +294,12 @@ class RecordWriter:
     """
 
     def __init__(
-        self, path: str | Path | None = None, *, resume: bool = False, make_parents: bool = True
+        self,
+        path: str | Path | None = None,
+        *,
+        resume: bool = False,
+        make_parents: bool = True,
+        flag: str = "-o",
     ) -> None:
         self.path = Path(path) if path is not None else None
         self.name = str(self.path) if self.path is not None else STDOUT_NAME
@@ -287,7 +321,7 @@ class RecordWriter:
             self._bytes: IO[bytes] | None = getattr(sys.stdout, "buffer", None)
             return
         if self.path.is_dir():
-            raise UsageError(f"{self.path}: is a directory; -o needs a file")
+            raise UsageError(f"{self.path}: is a directory; {flag} needs a file")
         if make_parents:
             make_folder(self.path.parent, for_path=self.path)
         try:
@@ -324,8 +358,15 @@ class RecordWriter:
         return self._file
 
     def write(self, record: Record) -> None:
-        """One record as one compact JSON line, flushed."""
-        self._put(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        """One record as one compact JSON line, flushed; never a line longer than the readers take."""
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+        size = len(line.encode("utf-8"))  # with its newline, as the readers count
+        if size > MAX_LINE_BYTES:
+            raise OutputError(
+                f"{self.name}: record {record.get('id')} would be a line of {size:,} bytes, over the "
+                f"{MAX_LINE_BYTES:,} a record may hold; it is not written"
+            )
+        self._put(line)
 
     def write_document(self, value: Any) -> None:
         """One JSON document, indented for people (the evaluate report), UTF-8 like the records."""

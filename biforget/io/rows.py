@@ -12,7 +12,14 @@ from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from biforget.errors import InputError
-from biforget.io.jsonl import MAX_LINE_BYTES, bounded_lines, decode_line, line_too_long
+from biforget.io.jsonl import (
+    MAX_LINE_BYTES,
+    bounded_lines,
+    check_text_value,
+    decode_line,
+    line_too_long,
+    loads_value,
+)
 
 
 def allow_long_csv_fields() -> None:
@@ -43,6 +50,9 @@ def csv_rows(
         for row in reader:
             if None in row:
                 raise InputError("more values than header columns", source=source, line=row_start)
+            size = sum(len(value.encode("utf-8")) for value in row.values() if isinstance(value, str))
+            if size > MAX_LINE_BYTES:  # the bound a JSONL line has holds for a CSV row too
+                raise line_too_long(size, MAX_LINE_BYTES, source, row_start, "row")
             yield row_start, {key: value for key, value in row.items() if value is not None}
             row_start = reader.line_num + 1
     except csv.Error as exc:
@@ -68,12 +78,11 @@ def jsonl_values(
         if not line.strip():
             continue
         try:
-            yield number, json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield (
-                number,
-                InputError(f"malformed JSON ({exc.msg}, column {exc.colno})", source=source, line=number),
-            )
+            value = loads_value(line, source, number)
+        except InputError as exc:
+            yield number, exc
+            continue
+        yield number, value
 
 
 def jsonl_rows(data: str | IO[bytes], source: str) -> Iterator[tuple[int, Any]]:
@@ -110,7 +119,15 @@ def json_array_rows(data: str, source: str) -> Iterator[tuple[int, Any]]:
             raise InputError(
                 f"malformed JSON ({exc.msg})", source=source, line=_line_of(data, exc.pos)
             ) from None
-        yield _line_of(data, index), value
+        except RecursionError:
+            raise InputError(
+                "JSON nested too deeply to be a record", source=source, line=_line_of(data, index)
+            ) from None
+        line = _line_of(data, index)
+        size = len(data[index:end].encode("utf-8"))
+        if size > MAX_LINE_BYTES:  # the bound a JSONL line has holds for an element of an array too
+            raise line_too_long(size, MAX_LINE_BYTES, source, line, "element")
+        yield line, check_text_value(value, data[index:end], source, line)
         index = skip_space(end)
         if index < length and data[index] == ",":
             index += 1

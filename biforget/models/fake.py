@@ -186,7 +186,9 @@ FULL = frozenset(
 
 def load(target: str, options: ModelOptions) -> FakeModel:
     from biforget.models import parse_model_args
+    from biforget.models.args import check_local_options
 
+    check_local_options(options)  # a dry run refuses what the hf run it stands in for would
     parse_model_args(options, NAME, {})
     if target not in SCRIPTS:
         known = ", ".join(f"fake:{name}" for name in sorted(SCRIPTS))

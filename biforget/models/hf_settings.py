@@ -13,13 +13,11 @@ from typing import Any
 import torch
 
 from biforget.config import ModelOptions
-from biforget.errors import ModelError, UsageError
-from biforget.models.args import boolean
+from biforget.errors import ModelError
+from biforget.models.args import DEVICES_HELP, DTYPES, QUANTIZE, boolean, check_local_options
 
 NAME = "hf"
-DTYPES = ("auto", "float32", "bfloat16", "float16", "float64")
-QUANTIZE = ("none", "8bit", "4bit")
-DEVICES_HELP = "auto, cpu, cuda or cuda:N"
+__all__ = ["DEVICES_HELP", "DTYPES", "NAME", "QUANTIZE", "HFSettings"]
 # `--model-arg` keys this backend reads, with their parsers.
 MODEL_ARGS: dict[str, Callable[[str], Any]] = {
     "attn_implementation": str,
@@ -42,16 +40,10 @@ class HFSettings:
     def from_options(cls, options: ModelOptions) -> HFSettings:
         from biforget.models import parse_model_args
 
-        if options.dtype not in DTYPES:
-            raise UsageError(f"--dtype must be one of {', '.join(DTYPES)}, not {options.dtype!r}")
-        if options.quantize not in QUANTIZE:
-            raise UsageError(f"--quantize must be one of {', '.join(QUANTIZE)}, not {options.quantize!r}")
-        device = options.device
-        if device not in ("auto", "cpu", "cuda") and not (
-            device.startswith("cuda:") and device.removeprefix("cuda:").isdigit()
-        ):
-            raise UsageError(f"--device must be {DEVICES_HELP}, not {device!r}")
-        return cls(device, options.dtype, options.quantize, parse_model_args(options, NAME, MODEL_ARGS))
+        check_local_options(options)
+        return cls(
+            options.device, options.dtype, options.quantize, parse_model_args(options, NAME, MODEL_ARGS)
+        )
 
 
 def resolve_device(requested: str) -> str:

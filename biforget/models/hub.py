@@ -55,9 +55,11 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
+def first_line(exc: BaseException, limit: int = 400) -> str:
+    """The library's message on one line: its lines joined (a first line such as "...from one of:"
+    says nothing alone), cut at `limit` characters."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def from_pretrained(loader: Any, location: str, name: str, *, local: bool, **kwargs: Any) -> Any:

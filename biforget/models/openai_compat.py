@@ -20,10 +20,12 @@ next-token distribution (no Min-K%++), no hidden states, no tokenizer and no wei
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
@@ -32,7 +34,7 @@ import numpy as np
 
 from biforget.config import ModelOptions
 from biforget.errors import ModelError, UsageError
-from biforget.models.args import boolean, positive_int
+from biforget.models.args import boolean, positive_int, whole_number
 from biforget.models.base import Capability, GenerationRequest, Tokenizer, TokenLogprobs
 from biforget.models.prompting import completion
 from biforget.records import derive_seed
@@ -52,14 +54,17 @@ T = TypeVar("T")
 
 
 def _non_negative_int(value: str) -> int:
-    number = int(value)
+    number = whole_number(value)
     if number < 0:
         raise ValueError("must be 0 or more")
     return number
 
 
 def _positive_seconds(value: str) -> float:
-    number = float(value)
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"expected a number of seconds, not {value!r}") from None
     if not math.isfinite(number) or number <= 0:
         raise ValueError("must be a positive number of seconds")
     return number
@@ -177,6 +182,25 @@ class OpenAITextModel:
             raise self._fail(exc, what) from exc
         raise exc
 
+    def _answered(self, ask: Callable[[], Any], what: str) -> Any:
+        """The server's answer to `ask()`, with `choices` as a list. A 200 that is no such answer (an
+        HTML page from a proxy, JSON cut off mid-way) is retried like a 5xx, then one ModelError
+        naming the server and what it answered."""
+        for attempt in range(self.max_retries + 1):
+            try:
+                response = ask()
+            except json.JSONDecodeError as exc:
+                answered = f"JSON cut off or malformed ({exc.msg}): {_one_line(exc.doc[:120])!r}"
+            else:
+                if isinstance(getattr(response, "choices", None), list):
+                    return response
+                answered = _one_line(str(response)[:120])
+                answered = f"{answered!r}" if isinstance(response, str | bytes) else f"no choices: {answered}"
+            if attempt < self.max_retries:
+                time.sleep(min(8.0, 0.5 * 2**attempt))
+        retries = f" after {self.max_retries} retries" if self.max_retries else ""
+        raise ModelError(f"server {self.url}: {what} failed: not an OpenAI answer{retries}: {answered}")
+
     def _count(self, usage: Any) -> None:
         tokens = getattr(usage, "completion_tokens", None)
         if tokens:
@@ -207,13 +231,19 @@ class OpenAITextModel:
                 # continuing the last message rather than opening a new one.
                 messages.append({"role": "assistant", "content": start})
                 extra = {"continue_final_message": True, "add_generation_prompt": False}
-            response = self.client.chat.completions.create(
-                messages=messages, extra_body=extra or None, **self._sampling(request, n)
+            response = self._answered(
+                lambda: self.client.chat.completions.create(
+                    messages=messages, extra_body=extra or None, **self._sampling(request, n)
+                ),
+                "generation",
             )
             written = [c.message.content for c in sorted(response.choices, key=lambda c: c.index)]
         else:
-            response = self.client.completions.create(
-                prompt=request.prompt + start, **self._sampling(request, n)
+            response = self._answered(
+                lambda: self.client.completions.create(
+                    prompt=request.prompt + start, **self._sampling(request, n)
+                ),
+                "generation",
             )
             written = [c.text for c in sorted(response.choices, key=lambda c: c.index)]
         texts = [completion(request, text or "") for text in written]
@@ -231,8 +261,11 @@ class OpenAITextModel:
     def _echo_scores(self, text: str, context: str) -> TokenLogprobs:
         """Log-probs of `text`'s tokens after `context`, from a completion that echoes its prompt."""
         prompt = context + text
-        response = self.client.completions.create(
-            model=self.served_model, prompt=prompt, max_tokens=1, temperature=0, echo=True, logprobs=0
+        response = self._answered(
+            lambda: self.client.completions.create(
+                model=self.served_model, prompt=prompt, max_tokens=1, temperature=0, echo=True, logprobs=0
+            ),
+            "scoring",
         )
         return echo_logprobs(response, prompt, len(context))
 

@@ -27,7 +27,7 @@ import numpy as np
 from biforget import console
 from biforget.config import ModelOptions
 from biforget.errors import ModelError, UsageError
-from biforget.models.args import boolean, positive_int
+from biforget.models.args import boolean, positive_int, whole_number
 from biforget.models.base import Capability, GenerationRequest, TokenLogprobs
 from biforget.models.hub import first_line
 from biforget.models.openai_compat import request_seed
@@ -41,7 +41,10 @@ GPU_WAVE = 256
 
 
 def _fraction(value: str) -> float:
-    number = float(value)
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"expected a fraction in (0, 1], not {value!r}") from None
     if not (math.isfinite(number) and 0 < number <= 1):
         raise ValueError("must be a fraction in (0, 1]")
     return number
@@ -67,7 +70,7 @@ MODEL_ARGS: dict[str, Callable[[str], Any]] = {
     "trust_remote_code": boolean,
     "revision": str,
     # The engine's own seed (requests carry their own; see VLLMTextModel.per_request_seed).
-    "seed": int,
+    "seed": whole_number,
 }
 
 

@@ -100,27 +100,57 @@ def interleaved_combinations(templates: int, temperatures: int) -> list[tuple[in
     return [(q % templates, (q + q // block) % temperatures) for q in range(templates * temperatures)]
 
 
+class Plan:
+    """The fixed work plan: rounds, then sample passes, then turns of the points over the combinations.
+
+    Any request is computed from its index on demand, so memory follows the wave being run, not the
+    plan's length (points x templates x temperatures x samples x rounds)."""
+
+    def __init__(
+        self, points: Sequence[Record], templates: Sequence[Template], config: SynthesizeConfig
+    ) -> None:
+        self.points = points
+        self.templates = templates
+        self.temperatures = config.temperatures
+        self.samples = config.samples
+        self.combinations = interleaved_combinations(len(templates), len(config.temperatures))
+        self.turn_size = len(points)
+        self.pass_size = len(self.combinations) * self.turn_size
+        self.round_size = config.samples * self.pass_size
+        self.length = config.rounds * self.round_size
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> PlannedSample:
+        if not 0 <= index < self.length:
+            raise IndexError(index)
+        round_index, rest = divmod(index, self.round_size)
+        sample, rest = divmod(rest, self.pass_size)
+        turn, position = divmod(rest, self.turn_size)
+        # Offsetting by the sample pass and the round keeps early stops from always meeting the same
+        # combinations first.
+        template, temperature = self.combinations[
+            (turn + position + sample + round_index) % len(self.combinations)
+        ]
+        return PlannedSample(
+            self.points[position],
+            self.templates[template],
+            self.temperatures[temperature],
+            round_index,
+            sample,
+        )
+
+    def wave(self, start: int, size: int) -> list[tuple[int, PlannedSample]]:
+        return [(index, self[index]) for index in range(start, min(start + size, self.length))]
+
+
 def plan_units(
     points: Sequence[Record], templates: Sequence[Template], config: SynthesizeConfig
 ) -> list[PlannedSample]:
-    """The fixed work plan: rounds, then sample passes, then turns of the points over the combinations."""
-    combinations = interleaved_combinations(len(templates), len(config.temperatures))
-    units: list[PlannedSample] = []
-    for round_index in range(config.rounds):
-        for sample in range(config.samples):
-            for turn in range(len(combinations)):
-                for position, point in enumerate(points):
-                    # Offsetting by the sample pass and the round keeps early stops from always meeting
-                    # the same combinations first.
-                    template, temperature = combinations[
-                        (turn + position + sample + round_index) % len(combinations)
-                    ]
-                    units.append(
-                        PlannedSample(
-                            point, templates[template], config.temperatures[temperature], round_index, sample
-                        )
-                    )
-    return units
+    """The whole plan as a list (for inspection and tests; the run walks `Plan` a wave at a time)."""
+    plan = Plan(points, templates, config)
+    return [plan[index] for index in range(len(plan))]
 
 
 def unit_seed(unit: PlannedSample, seed: int) -> int:
@@ -134,7 +164,7 @@ class _Trace:
     """The diversity curve as JSONL lines `{"samples": N, "diversity": D}`, written by the record writer."""
 
     def __init__(self, path: Path | None) -> None:
-        self._writer = RecordWriter(path) if path else None
+        self._writer = RecordWriter(path, flag="--trace") if path else None
         self._last: int | None = None
 
     def write(self, samples: int, diversity: float) -> None:
@@ -168,7 +198,7 @@ def synthesize_samples(
     templates = templates or select_templates(config.templates, config.template_dir)
     settings = config.settings()
     origin_settings = {k: v for k, v in settings.items() if k not in _NOT_IN_IDS}
-    units = plan_units(points, templates, config)
+    units = Plan(points, templates, config)
     dedup = Deduplicator(config.dedup_threshold)
     diversity = DiversityTracker(check_every=config.check_every, epsilon=config.epsilon)
     curve = _Trace(trace)
@@ -197,7 +227,7 @@ def synthesize_samples(
         if diversity.converged or diversity.count >= config.max_samples:
             return
         for wave_start in range(first_unit, len(units), step):
-            wave = list(enumerate(units[wave_start : wave_start + step], start=wave_start))
+            wave = units.wave(wave_start, step)
             values = [{"point": u.point["text"], "topic": _topic(u.point, config)} for _, u in wave]
             prompts = [u.template.render(**v) for (_, u), v in zip(wave, values, strict=True)]
             outputs = model.generate(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
@@ -344,7 +346,18 @@ def write_model(result: Unlearned, out: Path) -> Path:
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise OutputError(f"{out}: cannot write the model: {exc.strerror or exc}") from None
+    except SafetensorError as exc:
+        # The weights writer's own error wraps the OS's (a full disk): its message, not its type.
+        shutil.rmtree(staging, ignore_errors=True)
+        raise OutputError(f"{out}: cannot write the model: {_safetensors_reason(exc)}") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out
+
+
+def _safetensors_reason(exc: BaseException) -> str:
+    """What the OS said inside a SafetensorError (`... message: "No space left on device" ...`)."""
+    text = str(exc)
+    found = re.search(r'message: "([^"]+)"', text)
+    return found.group(1) if found else (text.splitlines()[0] if text else type(exc).__name__)
