@@ -9,7 +9,7 @@ changes between checks when the outputs arrive interleaved, in random orders.
 under other stop settings, with the pipeline's own stop state: where each setting would have stopped.
 
     python benchmarks/stopping.py fixture
-    python benchmarks/stopping.py replay run.jsonl --thresholds 0.7,0.75,0.8,0.85 --windows 100,200
+    python benchmarks/stopping.py replay run.jsonl --points points.jsonl --windows 50,100,200
 """
 
 from __future__ import annotations
@@ -20,11 +20,13 @@ import json
 import random
 import statistics
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from biforget.config import ModelOptions, SynthesizeConfig
-from biforget.metrics.diversity import mean_pairwise_cosine_distance
+from biforget.dedup import Deduplicator
+from biforget.metrics.diversity import NoveltyTracker, mean_pairwise_cosine_distance
 from biforget.models import load_embedder
 from biforget.parse import clean_output
 from biforget.pipelines.synthesize import _Stop, coverage_end, plan_units, select_templates
@@ -63,6 +65,20 @@ def fixture(orders: int, check_every: int) -> None:
             f"p90 {quantiles[2]:.3f} max {quantiles[3]:.3f}; share at or above "
             + ", ".join(f"{t}: {s:.2f}" for t, s in shares.items())
         )
+    # The outputs as a run would offer them (points taking turns), through dedup: how many are new.
+    by_point: dict[str, list[int]] = {}
+    for index, name in enumerate(points):
+        by_point.setdefault(name, []).append(index)
+    turns = [i for group in itertools.zip_longest(*by_point.values()) for i in group if i is not None]
+    for threshold in (0.7, 0.75, 0.8, 0.85):
+        dedup = Deduplicator(SynthesizeConfig.dedup_threshold)
+        novelty = NoveltyTracker(window=len(turns), threshold=threshold)
+        for i in turns:
+            novelty.offer(dedup.consider(kept[i][1], vectors[i].astype(np.float32)).nearest)
+        print(
+            f"offered in turns through dedup, threshold {threshold}: {novelty.rate or 0:.3f} of "
+            f"{novelty.offers} offers new"
+        )
     rng = random.Random(0)
     changes: list[float] = []
     below = 0
@@ -84,9 +100,20 @@ def fixture(orders: int, check_every: int) -> None:
     )
 
 
-def replay(path: Path, thresholds: list[float], windows: list[int], minimums: list[float]) -> None:
-    records = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
-    points = [r for r in records if r.get("kind") == "point"]
+def _read(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+def replay(
+    path: Path,
+    points_file: Path,
+    thresholds: list[float],
+    windows: list[int],
+    minimums: list[float],
+    check_every: int,
+) -> None:
+    records = _read(path)
+    points = [r for r in _read(points_file) if r.get("kind") == "point"]
     samples = [r for r in records if r.get("kind") == "sample" and r.get("stage") == "synthesize"]
     if not samples or "offer" not in samples[0]["gen"]:
         raise SystemExit(f"{path}: no synthesize samples with gen.offer and gen.nearest")
@@ -99,6 +126,21 @@ def replay(path: Path, thresholds: list[float], windows: list[int], minimums: li
         f"{path}: {len(samples)} samples from {last['offer']} offers, up to request {last['unit'] + 1}; "
         f"{len(points)} points, coverage floor {floor} requests"
     )
+    # The old rule on the same records: they are what a --stop diversity run of the same seed writes.
+    old = SynthesizeConfig.from_mapping(
+        {**base.settings(), "stop": "diversity", "check_every": check_every, "max_samples": 10**9},
+        strict=False,
+    )
+    state = _Stop(old, floor)
+    for record, vector in zip(samples, vectors, strict=True):
+        state.replay(record, vector)
+        if state.reason is not None:
+            print(f"--stop diversity --check-every {check_every}: stops at sample {state.diversity.count}")
+            break
+    else:
+        print(f"--stop diversity --check-every {check_every}: not within the run")
+    for row in state.checks:
+        print(f"  check: {row}")
     for threshold in thresholds:
         for window in windows:
             for minimum in minimums:
@@ -137,6 +179,8 @@ def main() -> None:
     one.add_argument("--check-every", type=int, default=10)
     two = sub.add_parser("replay")
     two.add_argument("file", type=Path)
+    two.add_argument("--points", type=Path, required=True, help="the point records the run was given")
+    two.add_argument("--check-every", type=int, default=SynthesizeConfig.check_every)
     two.add_argument("--thresholds", default="0.7,0.75,0.8,0.85,0.9")
     two.add_argument("--windows", default="100,200")
     two.add_argument("--min-novelty", default="0.05,0.1")
@@ -146,9 +190,11 @@ def main() -> None:
     else:
         replay(
             args.file,
+            args.points,
             _floats(args.thresholds),
             [int(w) for w in args.windows.split(",")],
             _floats(args.min_novelty),
+            args.check_every,
         )
 
 

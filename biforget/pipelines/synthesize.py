@@ -221,8 +221,9 @@ class _Stop:
         offer = gen.get("offer")
         unit = int(gen.get("unit", 0))
         if isinstance(offer, int):
+            # Refused offers followed by a written record did not stop the run, so they only count.
             for _ in range(offer - self.novelty.offers - 1):
-                self.refused(unit)
+                self.novelty.offer(1.0)
         nearest = gen["nearest"] if "nearest" in gen else self.dedup.nearest(vector)
         self.dedup.add(str(record["text"]), vector)
         self._count(vector, nearest, unit)
