@@ -165,13 +165,32 @@ class SynthesizeConfig(FromMapping):
     rounds: int = 4
     dedup_threshold: float = 0.95
     min_words: int = 12
+    # What stops a run (docs/stopping.md): `novelty`, when fewer than `min_novelty` of the last `window`
+    # offers came below `novelty_threshold` cosine to everything kept, and only once every point was asked
+    # at every temperature; `diversity`, the original scripts' rule, when the remote-clique diversity
+    # gains less than `epsilon` between checks. Checks every `check_every` accepted samples write the trace.
+    stop: str = "novelty"
+    window: int = 200
+    novelty_threshold: float = 0.8
+    min_novelty: float = 0.05
     check_every: int = 100
     epsilon: float = 0.001
     max_samples: int = 5000
     seed: int = 0
 
     STAGE: ClassVar[str] = "synthesize"
-    RESUME_MAY_CHANGE: ClassVar[tuple[str, ...]] = ("rounds", "check_every", "epsilon", "max_samples")
+    STOPS: ClassVar[tuple[str, ...]] = ("novelty", "diversity")
+    # Settings that decide only when a run stops, never what a sample says.
+    RESUME_MAY_CHANGE: ClassVar[tuple[str, ...]] = (
+        "rounds",
+        "stop",
+        "window",
+        "novelty_threshold",
+        "min_novelty",
+        "check_every",
+        "epsilon",
+        "max_samples",
+    )
 
     def __post_init__(self) -> None:
         check_finite(self)
@@ -186,11 +205,23 @@ class SynthesizeConfig(FromMapping):
             ("--max-new-tokens", self.max_new_tokens),
             ("--rounds", self.rounds),
             ("--check-every", self.check_every),
+            ("--window", self.window),
             ("--max-samples", self.max_samples),
             ("--min-words", self.min_words),
         ):
             check_positive(flag, value)
         check_unit("--dedup-threshold", self.dedup_threshold)
+        check_unit("--novelty-threshold", self.novelty_threshold)
+        check_unit("--min-novelty", self.min_novelty)
+        if self.stop not in self.STOPS:
+            raise UsageError(f"--stop must be one of {', '.join(self.STOPS)}, not {self.stop!r}")
+        if self.novelty_threshold > self.dedup_threshold:
+            # A near duplicate is refused unwritten; only if it can never count as new can --resume
+            # rebuild the novelty window from the records.
+            raise UsageError(
+                f"--novelty-threshold ({self.novelty_threshold}) must not exceed --dedup-threshold "
+                f"({self.dedup_threshold}): a near duplicate is never new"
+            )
         if self.epsilon < 0:
             raise UsageError(f"--epsilon must be 0 or more, not {self.epsilon}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -9,6 +10,15 @@ import numpy as np
 from biforget.text import normalise
 
 Verdict = Literal["exact", "near"] | None
+
+
+@dataclass(frozen=True)
+class Offer:
+    """What an offered text met: why it was refused (or None), and its highest cosine to the texts kept
+    before it (None when none were kept or no vector was given; 1.0 for an exact repeat)."""
+
+    verdict: Verdict
+    nearest: float | None
 
 
 class Deduplicator:
@@ -27,13 +37,21 @@ class Deduplicator:
         return len(self._keys)
 
     def verdict(self, text: str, vector: np.ndarray | None = None) -> Verdict:
+        return self._judge(text, vector).verdict
+
+    def nearest(self, vector: np.ndarray) -> float | None:
+        """The highest cosine of a unit vector to every kept one; None while none is kept."""
+        if not self._count:
+            return None
+        return float((self._matrix[: self._count] @ vector.astype(np.float32)).max())
+
+    def _judge(self, text: str, vector: np.ndarray | None) -> Offer:
         if normalise(text) in self._keys:
-            return "exact"
-        if vector is not None and self._count:
-            similarity = self._matrix[: self._count] @ vector.astype(np.float32)
-            if float(similarity.max()) >= self.threshold:
-                return "near"
-        return None
+            return Offer("exact", 1.0)
+        nearest = self.nearest(vector) if vector is not None else None
+        if nearest is not None and nearest >= self.threshold:
+            return Offer("near", nearest)
+        return Offer(None, nearest)
 
     def add(self, text: str, vector: np.ndarray | None = None) -> None:
         self._keys.add(normalise(text))
@@ -53,7 +71,11 @@ class Deduplicator:
 
     def offer(self, text: str, vector: np.ndarray | None = None) -> Verdict:
         """Add the text unless it repeats an accepted one; return why it was refused, or None."""
-        verdict = self.verdict(text, vector)
-        if verdict is None:
+        return self.consider(text, vector).verdict
+
+    def consider(self, text: str, vector: np.ndarray | None = None) -> Offer:
+        """`offer`, also telling how close the text came to what was kept: one matrix product for both."""
+        offer = self._judge(text, vector)
+        if offer.verdict is None:
             self.add(text, vector)
-        return verdict
+        return offer

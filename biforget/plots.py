@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+    from biforget.io.sets import TracePoint
     from biforget.pipelines.evaluate import PlotData
 
 DPI = 150
@@ -152,14 +153,16 @@ def tsne_map(data: PlotData, path: Path) -> Path | None:
     return _save(figure, path)
 
 
-def convergence_curve(curve: list[tuple[int, float]], path: Path) -> Path:
-    """The remote-clique diversity of the growing set, as `synthesize --trace` recorded it."""
+def convergence_curve(curve: list[TracePoint], path: Path) -> Path:
+    """What `synthesize --trace` recorded at each check: the remote-clique diversity of the growing set
+    and, where the trace has it, the novelty rate (share of recent offers that were new), which is what
+    the default rule stops on."""
     from matplotlib.ticker import MaxNLocator
 
     figure, axes = _figure(7.5, 4.5)
-    samples = [s for s, _ in curve]
-    values = [d for _, d in curve]
-    axes.plot(
+    samples = [point.samples for point in curve]
+    values = [point.diversity for point in curve]
+    lines = axes.plot(
         samples,
         values,
         marker="o",
@@ -170,9 +173,25 @@ def convergence_curve(curve: list[tuple[int, float]], path: Path) -> Path:
     )
     axes.set_xlabel("accepted samples")
     axes.set_ylabel("diversity (mean pairwise cosine distance)")
-    axes.set_title("Diversity convergence during synthesis")
     axes.set_xlim(left=0, right=max(samples) * 1.05)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    novel = [(point.samples, point.novelty) for point in curve if point.novelty is not None]
+    if novel:
+        rates = axes.twinx()
+        lines += rates.plot(
+            [s for s, _ in novel],
+            [r for _, r in novel],
+            marker="s",
+            markersize=4,
+            color=_colour(1),
+            linewidth=1.6,
+            label="novelty rate (share of recent offers that were new)",
+        )
+        rates.set_ylabel("novelty rate")
+        rates.set_ylim(0, 1.05)
+        axes.set_title("Synthesis: novelty (the stop) and diversity at each check")
+    else:
+        axes.set_title("Diversity convergence during synthesis")
     if len(curve) == 1:
         # One check only (the run ended before --check-every samples): say so rather than draw a lone dot.
         axes.annotate(
@@ -183,7 +202,7 @@ def convergence_curve(curve: list[tuple[int, float]], path: Path) -> Path:
             fontsize=9,
             arrowprops={"arrowstyle": "->", "color": "grey"},
         )
-    axes.legend(loc="lower right", fontsize=9)
+    axes.legend(handles=lines, loc="lower left", fontsize=9)
     axes.grid(alpha=0.25)
     return _save(figure, path)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from biforget.errors import InputError
@@ -106,7 +107,17 @@ def test_trace_reader(tmp_path: Path) -> None:
     path.write_text(
         '{"samples": 8, "diversity": 0.5}\n{"samples": 16, "diversity": 0.55}\n', encoding="utf-8"
     )
-    assert read_trace(path) == [(8, 0.5), (16, 0.55)]
+    assert read_trace(path) == [(8, 0.5, None, None), (16, 0.55, None, None)]
+    path.write_text(
+        '{"samples": 8, "offers": 9, "novelty": 1.0, "diversity": 0.5}\n'
+        '{"samples": 16, "offers": 20, "novelty": 0.45, "diversity": 0.55}\n',
+        encoding="utf-8",
+    )
+    assert read_trace(path) == [(8, 0.5, 1.0, 9), (16, 0.55, 0.45, 20)]
+    assert read_trace(path)[1].novelty == 0.45
+    path.write_text('{"samples": 8, "diversity": 0.5, "novelty": "high"}\n', encoding="utf-8")
+    with pytest.raises(InputError, match=":1: expected"):
+        read_trace(path)
     path.write_text('{"samples": 8}\n', encoding="utf-8")
     with pytest.raises(InputError, match=":1: expected"):
         read_trace(path)
@@ -125,3 +136,25 @@ def test_a_json_array_error_names_the_line_not_the_index(tmp_path: Path) -> None
     path.write_text('[\n  "Harry flies.",\n\n  "Hagrid keeps keys.",\n  42\n]\n', encoding="utf-8")
     with pytest.raises(InputError, match=rf"^{path}:5: expected an object or a string, got int$"):
         read_set(path)
+
+
+def _pixels_of(path: Path, colour: str) -> int:
+    from matplotlib.colors import to_rgb
+    from matplotlib.image import imread
+
+    image = imread(path)[..., :3]
+    return int((np.abs(image - np.asarray(to_rgb(colour))).max(axis=-1) < 0.02).sum())
+
+
+def test_the_convergence_plot_draws_novelty_when_the_trace_has_it(tmp_path: Path) -> None:
+    from biforget.io.sets import TracePoint
+    from biforget.plots import COLOURS, convergence_curve
+
+    old = convergence_curve([TracePoint(10, 0.5), TracePoint(20, 0.52)], tmp_path / "old.png")
+    new = convergence_curve(
+        [TracePoint(10, 0.5, 1.0, 10), TracePoint(20, 0.52, 0.4, 25), TracePoint(30, 0.51, 0.02, 60)],
+        tmp_path / "new.png",
+    )
+    # The diversity curve in both; the novelty curve (second colour) only where the trace carries it.
+    assert _pixels_of(old, COLOURS[0]) > 100 and _pixels_of(new, COLOURS[0]) > 100
+    assert _pixels_of(old, COLOURS[1]) == 0 and _pixels_of(new, COLOURS[1]) > 100

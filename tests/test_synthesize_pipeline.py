@@ -174,7 +174,7 @@ def test_qa_templates_start_the_reply_with_the_label_and_read_what_the_model_con
     assert loose and all(str(r["text"]).startswith("An essay on rivers:") for r in loose)
 
 
-def test_converges_when_new_samples_stop_adding_diversity(tmp_path: Path) -> None:
+def test_the_diversity_rule_stops_when_new_samples_stop_adding_diversity(tmp_path: Path) -> None:
     def script(prompt: str, draw: int, seed: int) -> str:
         rng = random.Random(hashlib.sha256(f"{prompt}|{draw}|{seed}".encode()).hexdigest())
         # A small vocabulary: the set's diversity saturates quickly.
@@ -183,7 +183,7 @@ def test_converges_when_new_samples_stop_adding_diversity(tmp_path: Path) -> Non
     trace = tmp_path / "trace.jsonl"
     records = run(
         ScriptedModel(script),
-        config(check_every=10, epsilon=0.01, dedup_threshold=0.999, rounds=4),
+        config(stop="diversity", check_every=10, epsilon=0.01, dedup_threshold=0.999, rounds=4),
         trace=trace,
     )
     assert len(records) % 10 == 0 and len(records) < 3 * 8 * 2 * 4 * 2

@@ -96,16 +96,38 @@ def synthesize(
         float, typer.Option(help="Cosine at or above which a sample is a near-duplicate.")
     ] = SynthesizeConfig.dedup_threshold,
     min_words: MinWordsOpt = SynthesizeConfig.min_words,
+    stop: Annotated[
+        str,
+        typer.Option(
+            help="novelty: stop when recent samples stop bringing anything new; diversity: the original "
+            "scripts' rule (--epsilon), unreliable on an interleaved run (docs/stopping.md)."
+        ),
+    ] = SynthesizeConfig.stop,
+    window: Annotated[
+        int, typer.Option(help="--stop novelty: offers (kept or refused as repeats) the rate is taken over.")
+    ] = SynthesizeConfig.window,
+    novelty_threshold: Annotated[
+        float, typer.Option(help="--stop novelty: an offer is new below this cosine to everything kept.")
+    ] = SynthesizeConfig.novelty_threshold,
+    min_novelty: Annotated[
+        float,
+        typer.Option(
+            help="--stop novelty: stop when fewer new offers than this share are in the window "
+            "(once every point was asked at every temperature)."
+        ),
+    ] = SynthesizeConfig.min_novelty,
     check_every: Annotated[
-        int, typer.Option(help="Accepted samples between convergence checks.")
+        int, typer.Option(help="Accepted samples between checks (trace lines; the --stop diversity rule).")
     ] = SynthesizeConfig.check_every,
     epsilon: Annotated[
-        float, typer.Option(help="Stop when diversity gains less than this between checks.")
+        float, typer.Option(help="--stop diversity: stop when diversity gains less than this between checks.")
     ] = SynthesizeConfig.epsilon,
     max_samples: Annotated[
         int, typer.Option(help="Hard cap on accepted samples.")
     ] = SynthesizeConfig.max_samples,
-    trace: Annotated[Path | None, typer.Option(help="Write the diversity curve here as JSONL.")] = None,
+    trace: Annotated[
+        Path | None, typer.Option(help="Write the novelty rate and diversity at every check here (JSONL).")
+    ] = None,
     count: Annotated[int, typer.Option(help="seeds: points per list (with --topic).")] = SeedsConfig.count,
     depth: Annotated[
         int, typer.Option(help="seeds: levels of expansion (with --topic).")
@@ -115,8 +137,8 @@ def synthesize(
     ] = SeedsConfig.max_points,
     seed: SeedOpt = SynthesizeConfig.seed,
 ) -> None:
-    """Write Stage I forget-set text: every point through every template and temperature, until diversity
-    converges."""
+    """Write Stage I forget-set text: every point through every template and temperature, until new samples
+    stop bringing anything new."""
     from biforget import api
     from biforget.io.jsonl import iter_records, open_input
 

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from biforget import console
 from biforget.errors import InputError
@@ -164,18 +164,40 @@ def _structured(label: str, path: Path, fmt: str, rows: Iterable[tuple[int, Any]
     return EvalSet(label, path, texts, records, fmt, topics)
 
 
-def read_trace(path: Path) -> list[tuple[int, float]]:
-    """The `{"samples": N, "diversity": D}` lines `synthesize --trace` writes, in file order."""
+class TracePoint(NamedTuple):
+    """One check of a `synthesize --trace` file: accepted samples, diversity, and (from traces that
+    carry them) the novelty rate over the last window of offers and the offers made so far."""
+
+    samples: int
+    diversity: float
+    novelty: float | None = None
+    offers: int | None = None
+
+
+def read_trace(path: Path) -> list[TracePoint]:
+    """The `{"samples", "diversity"[, "novelty", "offers"]}` lines `synthesize --trace` writes, in order."""
     source = str(path)
-    curve: list[tuple[int, float]] = []
+    curve: list[TracePoint] = []
     with _open(path) as stream:
         rows = list(jsonl_rows(stream, source))
     for number, row in rows:
-        samples = row.get("samples") if isinstance(row, dict) else None
-        diversity = row.get("diversity") if isinstance(row, dict) else None
-        if not isinstance(samples, int) or not isinstance(diversity, int | float):
-            raise InputError('expected {"samples": N, "diversity": D}', source=source, line=number)
-        curve.append((samples, float(diversity)))
+        values = row if isinstance(row, dict) else {}
+        samples, diversity = values.get("samples"), values.get("diversity")
+        novelty, offers = values.get("novelty"), values.get("offers")
+        if (
+            not isinstance(samples, int)
+            or not isinstance(diversity, int | float)
+            or not (novelty is None or isinstance(novelty, int | float))
+            or not (offers is None or isinstance(offers, int))
+        ):
+            raise InputError(
+                'expected {"samples": N, "diversity": D, "novelty": R or null, "offers": M}',
+                source=source,
+                line=number,
+            )
+        curve.append(
+            TracePoint(samples, float(diversity), float(novelty) if novelty is not None else None, offers)
+        )
     if not curve:
         raise InputError("empty trace (no points)", source=source)
     return curve

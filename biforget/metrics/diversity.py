@@ -1,4 +1,5 @@
-"""Remote-clique diversity: the mean pairwise cosine distance of a set's embeddings.
+"""Remote-clique diversity: the mean pairwise cosine distance of a set's embeddings; and novelty, the
+share of recent samples that were not close to anything kept before them (Stage I's default stop).
 
 For unit vectors x_1..x_n with sum s, sum_{i != j} x_i . x_j = |s|^2 - n, so the mean pairwise cosine
 similarity is (|s|^2 - n) / (n (n - 1)). Keeping s lets a growing set update its diversity in O(d) per
@@ -7,6 +8,7 @@ sample, where the upstream scripts recomputed all pairs after every sample.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,10 +34,13 @@ def mean_pairwise_cosine_distance(vectors: np.ndarray) -> float | None:
 
 @dataclass
 class DiversityTracker:
-    """Running remote-clique diversity with the paper's stopping rule.
+    """Running remote-clique diversity with the paper's stopping rule (`--stop diversity`).
 
     Every `check_every` accepted samples the diversity is compared with its value at the previous
-    check; when the gain is below `epsilon` the curve has flattened and synthesis may stop.
+    check; when the gain is below `epsilon` the curve has flattened and synthesis may stop. That works
+    when samples arrive point by point (the original scripts), so the mean rises as new points come in;
+    on a stream interleaved over all points from the start it has no trend to flatten, and the change
+    between checks is noise (docs/stopping.md).
     """
 
     check_every: int = 100
@@ -100,3 +105,45 @@ def remote_clique(vectors: np.ndarray, block_size: int = BLOCK_SIZE) -> float | 
             else:
                 total += float(distances.sum())
     return total / (n * (n - 1) / 2)
+
+
+@dataclass
+class NoveltyTracker:
+    """The novelty stopping rule: the share of recent offers that said something new.
+
+    An offer is every sample that reached deduplication, kept or refused as a (near) repeat; it is new
+    when its highest cosine to everything kept before it is below `threshold`. The rate is taken over
+    the last `window` offers; once that many were made, a rate below `min_novelty` means the model has
+    mostly stopped saying new things. Unlike a mean over all pairs, this tracks the recent stream only,
+    so it falls when the domain is used up whatever order the samples came in.
+    """
+
+    window: int = 200
+    threshold: float = 0.8
+    min_novelty: float = 0.05
+    offers: int = 0
+    _flags: deque[bool] = field(default_factory=deque, repr=False)
+    _novel: int = 0
+
+    def is_new(self, nearest: float | None) -> bool:
+        return nearest is None or nearest < self.threshold
+
+    def offer(self, nearest: float | None) -> None:
+        """Count one offer, given its highest cosine to what was kept before it (None: nothing was)."""
+        new = self.is_new(nearest)
+        self._flags.append(new)
+        self._novel += new
+        if len(self._flags) > self.window:
+            self._novel -= self._flags.popleft()
+        self.offers += 1
+
+    @property
+    def rate(self) -> float | None:
+        """The share of new offers among the last `window` (fewer at the start); None before any."""
+        return self._novel / len(self._flags) if self._flags else None
+
+    @property
+    def exhausted(self) -> bool:
+        """A full window of offers whose novelty rate is below `min_novelty`."""
+        rate = self.rate
+        return len(self._flags) == self.window and rate is not None and rate < self.min_novelty

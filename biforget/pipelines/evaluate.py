@@ -18,7 +18,7 @@ import numpy as np
 from biforget.config import EvaluateConfig
 from biforget.console import Tracker
 from biforget.errors import UsageError
-from biforget.io.sets import EvalSet
+from biforget.io.sets import EvalSet, TracePoint
 from biforget.metrics.coverage import cluster_coverage
 from biforget.metrics.diversity import remote_clique
 from biforget.metrics.efficiency import Efficiency, chunk_spans, efficiency, token_stream
@@ -105,7 +105,7 @@ class PlotData:
     anchor: np.ndarray | None = None
     tsne: TsneRelevance | None = None
     tsne_names: list[str] = field(default_factory=list)
-    trace: list[tuple[int, float]] | None = None
+    trace: list[TracePoint] | None = None
 
 
 @dataclass
@@ -202,7 +202,7 @@ def evaluate_sets(
     embedder: Embedder,
     tokenizer: Tokenizer,
     retain: EvalSet | None = None,
-    trace: list[tuple[int, float]] | None = None,
+    trace: list[TracePoint] | None = None,
     tracker: Tracker | None = None,
 ) -> Evaluation:
     """Score every set; `roles` tells the sets under study (`set`) from the baselines (`against`)."""

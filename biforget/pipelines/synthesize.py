@@ -1,4 +1,4 @@
-"""`synthesize`: Stage I, seed-guided synthesis until the diversity curve flattens.
+"""`synthesize`: Stage I, seed-guided synthesis until new samples stop bringing anything new.
 
 Every point is rendered into every selected template and sampled at every temperature, `samples` times,
 round after round. The work plan is a fixed list of requests, each one sample of one point through one
@@ -17,13 +17,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from biforget import console
 from biforget.config import SynthesizeConfig
 from biforget.console import Tracker
 from biforget.dedup import Deduplicator
 from biforget.errors import UsageError
 from biforget.io.jsonl import RecordWriter
-from biforget.metrics.diversity import DiversityTracker
+from biforget.metrics.diversity import DiversityTracker, NoveltyTracker
 from biforget.models.base import Embedder, GenerationRequest, TextModel
 from biforget.parse import clean_output
 from biforget.pipelines import wave_size
@@ -35,7 +37,7 @@ FAMILIES = ("info", "qa")
 PLACEHOLDERS = {"point", "topic"}
 # Settings that decide when a run stops, not what a given sample says: left out of ids so a longer
 # or shorter run keeps the ids it shares with this one.
-_NOT_IN_IDS = ("rounds", "check_every", "epsilon", "max_samples")
+_NOT_IN_IDS = SynthesizeConfig.RESUME_MAY_CHANGE
 
 
 def select_templates(selection: Sequence[str], template_dir: Path | None = None) -> list[Template]:
@@ -160,22 +162,117 @@ def unit_seed(unit: PlannedSample, seed: int) -> int:
     )
 
 
+def coverage_end(plan: Plan) -> int:
+    """How many requests of the plan it takes until every point was asked at every temperature.
+
+    The novelty rule may not stop a run earlier, so no point misses a temperature however soon the
+    stream looks used up. Every point meets every combination within the first sample pass, so the scan
+    ends there, whatever the plan's length."""
+    wanted = len({str(point.get("id")) for point in plan.points}) * len(set(plan.temperatures))
+    seen: set[tuple[str, float]] = set()
+    for index in range(len(plan)):
+        unit = plan[index]
+        seen.add((str(unit.point.get("id")), unit.temperature))
+        if len(seen) == wanted:
+            return index + 1
+    return len(plan)
+
+
 class _Trace:
-    """The diversity curve as JSONL lines `{"samples": N, "diversity": D}`, written by the record writer."""
+    """The run's checks as JSONL lines `{"samples", "offers", "novelty", "diversity"}`."""
 
     def __init__(self, path: Path | None) -> None:
         self._writer = RecordWriter(path, flag="--trace") if path else None
-        self._last: int | None = None
+        self._last: tuple[object, object] | None = None
 
-    def write(self, samples: int, diversity: float) -> None:
-        # The run's last value is written at its end; when a check just wrote it, once is enough.
-        if self._writer and samples != self._last:
-            self._writer.write({"samples": samples, "diversity": round(diversity, 6)})
-            self._last = samples
+    def write(self, row: dict[str, object]) -> None:
+        # The run's last state is written at its end; when a check just wrote it, once is enough.
+        key = (row["samples"], row["offers"])
+        # Diversity needs two samples: a run that kept fewer has no curve.
+        if self._writer and key != self._last and row["diversity"] is not None:
+            self._writer.write(row)
+            self._last = key
 
     def close(self) -> None:
         if self._writer:
             self._writer.close()
+
+
+class _Stop:
+    """Dedup, diversity and novelty state, and whether the run should stop, after each offer.
+
+    Built offer by offer both in a run and from a resumed run's records (`replay`), so both reach the
+    same state: every kept record carries `gen.offer` (its number among all offers) and `gen.nearest`
+    (its highest cosine to what was kept before), and the refused offers between two records, near
+    duplicates that were never written, are the gaps in `gen.offer`, never new since
+    `novelty_threshold <= dedup_threshold`.
+    """
+
+    def __init__(self, config: SynthesizeConfig, coverage: int) -> None:
+        self.config = config
+        self.coverage = coverage
+        self.dedup = Deduplicator(config.dedup_threshold)
+        self.diversity = DiversityTracker(check_every=config.check_every, epsilon=config.epsilon)
+        self.novelty = NoveltyTracker(config.window, config.novelty_threshold, config.min_novelty)
+        self.checks: list[dict[str, object]] = []
+        self.reason: str | None = None
+
+    def row(self) -> dict[str, object]:
+        rate = self.novelty.rate
+        value = self.diversity.diversity
+        return {
+            "samples": self.diversity.count,
+            "offers": self.novelty.offers,
+            "novelty": round(rate, 6) if rate is not None else None,
+            "diversity": round(value, 6) if value is not None else None,
+        }
+
+    def refused(self, unit: int) -> None:
+        """A repeat (exact or near) was offered at plan index `unit`."""
+        self.novelty.offer(1.0)
+        self._decide(unit, False)
+
+    def kept(self, record: Record, vector: np.ndarray, nearest: float | None, unit: int) -> None:
+        """A new sample was kept; note its offer number and nearest cosine on its `gen`."""
+        # Rounded before use, so a resumed run reads back exactly the value this run decided on.
+        nearest = round(nearest, 6) if nearest is not None else None
+        record["gen"]["offer"] = self.novelty.offers + 1
+        record["gen"]["nearest"] = nearest
+        self._count(vector, nearest, unit)
+
+    def _count(self, vector: np.ndarray, nearest: float | None, unit: int) -> None:
+        self.novelty.offer(nearest)
+        converged = self.diversity.add(vector)
+        if self.diversity.count % self.config.check_every == 0:
+            self.checks.append(self.row())
+        self._decide(unit, converged)
+
+    def replay(self, record: Record, vector: np.ndarray) -> None:
+        """Rebuild the state one written record at a time (`--resume`)."""
+        gen = record.get("gen", {})
+        offer = gen.get("offer")
+        unit = int(gen.get("unit", 0))
+        if isinstance(offer, int):
+            # Refused offers followed by a written record did not stop the run, so they only count.
+            for _ in range(offer - self.novelty.offers - 1):
+                self.novelty.offer(1.0)
+        nearest = gen["nearest"] if "nearest" in gen else self.dedup.nearest(vector)
+        self.dedup.add(str(record["text"]), vector)
+        self._count(vector, nearest, unit)
+
+    def _decide(self, unit: int, converged: bool) -> None:
+        if self.reason is not None:
+            return
+        if self.config.stop == "diversity" and converged:
+            self.reason = f"diversity gained less than --epsilon {self.config.epsilon} since the last check"
+        elif self.config.stop == "novelty" and unit + 1 >= self.coverage and self.novelty.exhausted:
+            rate = self.novelty.rate or 0.0
+            self.reason = (
+                f"novelty {rate:.3f} of the last {self.config.window} offers is below --min-novelty "
+                f"{self.config.min_novelty}"
+            )
+        elif self.diversity.count >= self.config.max_samples:
+            self.reason = f"--max-samples {self.config.max_samples} reached"
 
 
 def synthesize_samples(
@@ -189,18 +286,18 @@ def synthesize_samples(
     tracker: Tracker | None = None,
     templates: Sequence[Template] | None = None,
 ) -> Iterator[Record]:
-    """Yield accepted `sample` records until diversity converges, the plan ends or `max_samples`.
+    """Yield accepted `sample` records until the stopping rule (`config.stop`) fires, the plan ends or
+    `max_samples`.
 
     `existing` are records a previous run of the same settings wrote (`--resume`): they rebuild the
-    dedup and convergence state, and the plan restarts at the last request they reached.
+    dedup and stopping state, and the plan restarts at the last request they reached.
     """
     tracker = tracker or Tracker()
     templates = templates or select_templates(config.templates, config.template_dir)
     settings = config.settings()
     origin_settings = {k: v for k, v in settings.items() if k not in _NOT_IN_IDS}
     units = Plan(points, templates, config)
-    dedup = Deduplicator(config.dedup_threshold)
-    diversity = DiversityTracker(check_every=config.check_every, epsilon=config.epsilon)
+    state = _Stop(config, coverage_end(units))
     curve = _Trace(trace)
 
     previous = [r for r in existing if r.get("stage") == STAGE and r.get("kind") == "sample"]
@@ -209,10 +306,9 @@ def synthesize_samples(
     if previous:
         vectors = embedder.embed([str(r["text"]) for r in previous])
         for record, vector in zip(previous, vectors, strict=True):
-            dedup.add(str(record["text"]), vector)
-            diversity.add(vector)
-        for samples, value in diversity.curve:
-            curve.write(samples, value)
+            state.replay(record, vector)
+        for row in state.checks:
+            curve.write(row)
         # Records are written in plan order, so every request before the last one written is done.
         first_unit = max(int(r.get("gen", {}).get("unit", 0)) for r in previous)
         console.info(
@@ -221,10 +317,10 @@ def synthesize_samples(
 
     rejected: dict[str, int] = {}
     task = tracker.start("synthesize", total=config.max_samples, unit="samples")
-    tracker.skip(task, diversity.count)
+    tracker.skip(task, state.diversity.count)
     step = wave_size(model)
     try:
-        if diversity.converged or diversity.count >= config.max_samples:
+        if state.reason is not None:
             return
         for wave_start in range(first_unit, len(units), step):
             wave = units.wave(wave_start, step)
@@ -243,7 +339,7 @@ def synthesize_samples(
                     for (_, unit), prompt, v in zip(wave, prompts, values, strict=True)
                 ]
             )
-            made: list[Record] = []
+            made: list[tuple[int, Record]] = []
             for (index, unit), prompt, texts in zip(wave, prompts, outputs, strict=True):
                 result = _make_sample(
                     model, embedder, unit, index, texts[0], prompt, config, settings, origin_settings
@@ -251,28 +347,30 @@ def synthesize_samples(
                 if isinstance(result, str):
                     rejected[result] = rejected.get(result, 0) + 1
                 elif result["id"] not in done_ids:
-                    made.append(result)
+                    made.append((index, result))
             # One embedder call per wave; the records are then offered one by one, in plan order.
-            wave_vectors = list(embedder.embed([r["text"] for r in made])) if made else []
-            for record, vector in zip(made, wave_vectors, strict=True):
-                verdict = dedup.offer(record["text"], vector)
-                if verdict is not None:
-                    rejected[f"duplicate_{verdict}"] = rejected.get(f"duplicate_{verdict}", 0) + 1
-                    continue
-                checked = diversity.add(vector)
-                if diversity.count % config.check_every == 0 and diversity.curve:
-                    curve.write(*diversity.curve[-1])
-                yield record
-                tracker.advance(task)
-                current = diversity.diversity
-                tracker.status(task, f"diversity {current:.4f}" if current is not None else "")
-                if checked or diversity.count >= config.max_samples:
+            wave_vectors = list(embedder.embed([r["text"] for _, r in made])) if made else []
+            for (index, record), vector in zip(made, wave_vectors, strict=True):
+                offer = state.dedup.consider(record["text"], vector)
+                if offer.verdict is not None:
+                    rejected[f"duplicate_{offer.verdict}"] = rejected.get(f"duplicate_{offer.verdict}", 0) + 1
+                    state.refused(index)
+                else:
+                    state.kept(record, vector, offer.nearest, index)
+                    if state.checks and state.checks[-1]["samples"] == state.diversity.count:
+                        curve.write(state.checks[-1])
+                    yield record
+                    tracker.advance(task)
+                    rate = state.novelty.rate
+                    tracker.status(task, f"novelty {rate:.2f}" if rate is not None else "")
+                if state.reason is not None:
                     return
+        state.reason = "the plan ended (--rounds)"
     finally:
-        if diversity.diversity is not None:
-            curve.write(diversity.count, diversity.diversity)
+        if state.diversity.count:
+            curve.write(state.row())
         curve.close()
-        _report(diversity, rejected)
+        _report(state, rejected)
 
 
 def _topic(point: Record, config: SynthesizeConfig) -> str:
@@ -328,11 +426,16 @@ def _make_sample(
     )
 
 
-def _report(diversity: DiversityTracker, rejected: dict[str, int]) -> None:
-    value = diversity.diversity
-    state = "converged" if diversity.converged else "stopped"
+def _report(state: _Stop, rejected: dict[str, int]) -> None:
+    value = state.diversity.diversity
+    rate = state.novelty.rate
     shown = f"{value:.4f}" if value is not None else "n/a"
-    console.info(f"synthesize: {diversity.count} sample(s), diversity {shown}, {state}")
+    novelty = f"{rate:.3f}" if rate is not None else "n/a"
+    why = state.reason or "interrupted"
+    console.info(
+        f"synthesize: {state.diversity.count} sample(s) from {state.novelty.offers} offer(s), "
+        f"diversity {shown}, novelty {novelty}; stopped: {why}"
+    )
     if rejected:
         reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(rejected.items()))
         console.info(f"synthesize: rejected {sum(rejected.values())} output(s): {reasons}")
