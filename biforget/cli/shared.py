@@ -93,7 +93,11 @@ MODEL = (
         ModelOptions.model,
     ),
     _option("device", Annotated[str, _model("auto, cpu, cuda or cuda:N.")], ModelOptions.device),
-    _option("dtype", Annotated[str, _model("auto, float32, bfloat16 or float16.")], ModelOptions.dtype),
+    _option(
+        "dtype",
+        Annotated[str, _model("auto (float32 on a CPU, 16-bit on a GPU), float32, bfloat16 or float16.")],
+        ModelOptions.dtype,
+    ),
     _option(
         "quantize",
         Annotated[str, _model("none, 8bit or 4bit (bitsandbytes); a memory option, slower on CPU.")],

