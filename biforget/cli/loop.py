@@ -144,7 +144,7 @@ def audit(
     bootstrap: Annotated[
         int, typer.Option(help="Paired bootstrap resamples over records for the 95% intervals; 0: none.")
     ] = AuditConfig.bootstrap,
-    seed: SeedOpt = AuditConfig.seed,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap resamples.")] = AuditConfig.seed,
     plots: Annotated[Path | None, typer.Option(help="Write PNG figures into this folder.")] = None,
 ) -> None:
     """Did the domain go? Score forget, held-out, retain and paraphrase sets under the target and each
