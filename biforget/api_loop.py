@@ -80,6 +80,11 @@ def _unlearn_into(
         f"unlearning {len(data)} record(s) from {model.name}: {config.method}, {config.steps} steps, "
         f"lr {config.lr:g}, batch {config.batch_size}"
     )
+    if config.method == "npo" and retain is None:
+        console.info(
+            "npo without --retain: the NPO paper's loss alone; open-unlearning's NPO adds alpha x retain "
+            "NLL (--retain FILE, --retain-weight alpha)"
+        )
     result = unlearn_model(model, data, config, retain=retain, tracker=tracker)
     result.report["target_spec"] = options.model
     write_model(result, config.out)

@@ -11,6 +11,15 @@ from biforget.config_base import FromMapping, check_finite, check_positive
 from biforget.errors import UsageError
 
 UNLEARN_METHODS = ("ga", "gd", "npo")
+# How a question/answer record is framed for training and for audit's answer NLL: "chat" (the question as
+# a user turn of the model's chat template, the answer with its end-of-turn token, as generation and the
+# frameworks' QA datasets query it) or "raw" ("question answer", no template, no end token).
+QA_FORMATS = ("chat", "raw")
+
+
+def check_qa_format(value: str) -> None:
+    if value not in QA_FORMATS:
+        raise UsageError(f"--qa-format must be one of {', '.join(QA_FORMATS)}, not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -19,7 +28,7 @@ class UnlearnConfig(FromMapping):
 
     method: str = "ga"
     out: Path = Path("unlearned")
-    # gd only: descent on this set beside ascent on the forget set.
+    # gd (needed) and npo (optional, as open-unlearning's NPO): descent on this set beside the forget term.
     retain: Path | None = None
     # The settings of a first measurement on the default model: 79 self-written Alice samples, GA, 30 steps.
     steps: int = 30
@@ -28,8 +37,10 @@ class UnlearnConfig(FromMapping):
     max_length: int = 256
     # NPO's inverse temperature; 0.1 is the NPO paper's and open-unlearning's default.
     beta: float = 0.1
-    # gd: weight of the retain NLL against the forget term.
+    # gd and npo with --retain: weight of the retain NLL against the forget term (open-unlearning's
+    # alpha, 1 by default there too).
     retain_weight: float = 1.0
+    qa_format: str = "chat"
     lora: bool = False
     lora_rank: int = 8
     force: bool = False
@@ -61,8 +72,9 @@ class UnlearnConfig(FromMapping):
             raise UsageError(
                 "--method gd needs --retain FILE (the set to keep while ascending on the forget set)"
             )
-        if self.method != "gd" and self.retain is not None:
-            raise UsageError(f"--retain applies to --method gd only, not {self.method}")
+        if self.method == "ga" and self.retain is not None:
+            raise UsageError("--retain applies to --method gd and npo, not ga (gd is ga with a retain term)")
+        check_qa_format(self.qa_format)
 
     def settings(self) -> dict[str, Any]:
         values = asdict(self)
@@ -71,7 +83,7 @@ class UnlearnConfig(FromMapping):
         return values
 
 
-AUDIT_ROLES = ("forget", "heldout", "retain", "paraphrases")
+AUDIT_ROLES = ("forget", "heldout", "retain", "paraphrases", "nonmember")
 
 
 @dataclass(frozen=True)
@@ -83,14 +95,23 @@ class AuditConfig(FromMapping):
     heldout: Path | None = None
     retain: Path | None = None
     paraphrases: Path | None = None
+    # Text the target never saw: the other side of the membership AUCs (the `leak` block).
+    nonmember: Path | None = None
     # One per --unlearned, in order; default: the folder's name.
     names: tuple[str, ...] = ()
     mink_k: float = 0.2
     # QA records: the greedy answer's length budget for ROUGE-L; answers in QA sets are a sentence or two.
     max_new_tokens: int = 64
     rouge: bool = True
-    # Score every record as text, so a set mixing QA and text records can be audited as one.
+    # Score no record as QA: only nll and mink, on every record.
     as_text: bool = False
+    # How answer_nll frames a QA record; the same choice as `unlearn --qa-format`.
+    qa_format: str = "chat"
+    # Transfer and selectivity divide by the forget NLL shift; below this (nats/token) they are null.
+    min_forget_shift: float = 0.05
+    # Resamples of the paired bootstrap over records behind every interval; 0 gives none.
+    bootstrap: int = 1000
+    seed: int = 0
     plots: Path | None = None
 
     ALIASES: ClassVar[Mapping[str, str]] = {"name": "names"}
@@ -111,6 +132,11 @@ class AuditConfig(FromMapping):
         if not 0.0 < self.mink_k <= 1.0:
             raise UsageError(f"--mink-k must lie in (0, 1], not {self.mink_k}")
         check_positive("--max-new-tokens", self.max_new_tokens)
+        check_qa_format(self.qa_format)
+        if self.min_forget_shift <= 0:
+            raise UsageError(f"--min-forget-shift must be above 0, not {self.min_forget_shift}")
+        if self.bootstrap < 0:
+            raise UsageError(f"--bootstrap must be 0 or more, not {self.bootstrap}")
 
     def set_paths(self) -> dict[str, Path]:
         """The given sets by role, in report order."""
@@ -119,7 +145,7 @@ class AuditConfig(FromMapping):
 
     def settings(self) -> dict[str, Any]:
         values = asdict(self)
-        for key in ("forget", "heldout", "retain", "paraphrases", "plots"):
+        for key in (*AUDIT_ROLES, "plots"):
             values[key] = str(values[key]) if values[key] is not None else None
         values["unlearned"] = list(self.unlearned)
         values["names"] = list(self.names)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from biforget import cli
 from biforget.config import ModelOptions, UnlearnConfig
 from biforget.io.sets import read_set
+from tests.default_set import write_default_set
 
 FORGET = [
     "The owl carries letters to the castle every morning before breakfast.",
@@ -59,7 +61,7 @@ def test_npo_loss_is_its_formula_on_hand_made_logprobs() -> None:
     assert float(same) == pytest.approx(4.0 * math.log(2.0), abs=1e-12)
 
 
-def test_qa_records_train_on_the_answer_given_the_question(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_raw_qa_records_train_on_the_answer_given_the_question(tiny_model_dir: Path, tmp_path: Path) -> None:
     from biforget.pipelines.unlearn import encode_examples
 
     model = tiny(tiny_model_dir)
@@ -71,7 +73,7 @@ def test_qa_records_train_on_the_answer_given_the_question(tiny_model_dir: Path,
         + "\n",
         encoding="utf-8",
     )
-    qa, text = encode_examples(model, read_set(path), max_length=256)  # type: ignore[arg-type]
+    qa, text = encode_examples(model, read_set(path), max_length=256, qa_format="raw")  # type: ignore[arg-type]
     tokenizer = model.hf_tokenizer  # type: ignore[attr-defined]
     question = tokenizer("Who carries the letters?", add_special_tokens=False)["input_ids"]
     answer = tokenizer(" The owl carries them.", add_special_tokens=False)["input_ids"]
@@ -79,6 +81,100 @@ def test_qa_records_train_on_the_answer_given_the_question(tiny_model_dir: Path,
     assert qa.start == len(question)
     assert text.ids == tokenizer("A green snake talks to the boy.", add_special_tokens=False)["input_ids"]
     assert text.start == 1
+
+
+def test_a_default_synthesize_set_trains_each_record_by_its_shape(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Real default-model outputs of the default templates, cleaned as synthesize cleans them: 11 QA
+    records and 58 text ones. A QA record trains on its answer and end-of-turn token after the question
+    framed by the chat template, as audit's generation asks it; a text record on its whole text."""
+    from biforget.pipelines.unlearn import encode_examples, unlearn_model
+
+    model = tiny(tiny_model_dir)
+    tokenizer = model.hf_tokenizer  # type: ignore[attr-defined]
+    data = read_set(write_default_set(tmp_path / "hp.jsonl"))
+    examples = encode_examples(model, data, max_length=256)  # type: ignore[arg-type]
+    assert len(examples) == len(data) == 69
+    qa_rows = [i for i, r in enumerate(data.records) if "question" in r]
+    assert len(qa_rows) == 11
+    for index, (record, example) in enumerate(zip(data.records, examples, strict=True)):
+        if index in qa_rows:
+            user = [{"role": "user", "content": record["question"]}]
+            prompt = tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
+            context = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            assert example.ids[: example.start] == context
+            target = tokenizer.decode(example.ids[example.start :])
+            assert target.startswith(record["answer"][:20]) and target.rstrip().endswith("<|im_end|>")
+        else:
+            assert example.start == 1
+            assert example.ids == tokenizer(record["text"], add_special_tokens=False)["input_ids"][:256]
+    qa_pairs = [(data.records[i]["question"], data.records[i]["answer"]) for i in qa_rows]
+
+    def answer_nll(trained: object) -> float:
+        from biforget.pipelines.audit import qa_pair
+
+        pairs = [qa_pair(q, a, tokenizer) for q, a in qa_pairs]
+        scores = trained.token_logprobs([t for _, t in pairs], context=[c for c, _ in pairs])  # type: ignore[attr-defined]
+        return float(np.mean([-s.logprobs.mean() for s in scores]))
+
+    texts = [r["text"] for r in data.records if "question" not in r]
+    before_qa, before_text = answer_nll(model), mean_nll(model, texts)
+    result = unlearn_model(model, data, UnlearnConfig(steps=4, lr=2e-3, seed=1))  # type: ignore[arg-type]
+    assert result.report["qa_format"] == "chat" and result.report["forget"]["sequences"] == 69
+    assert answer_nll(result.model) > before_qa + 0.05
+    assert mean_nll(result.model, texts) > before_text + 0.05
+
+
+def test_bfloat16_training_keeps_float32_weights_and_moves_the_forget_nll_up(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """A bfloat16 model (what --dtype auto loads on a GPU) trained at the default lr 1e-5: updates below
+    bfloat16's spacing must not be rounded away. Both sides are scored in float32. Measured on this tiny
+    model: pure bfloat16 training changed 15.5% of the weights and raised the NLL 0.0030; float32 weights
+    under bfloat16 autocast change all of them and raise it 0.0099."""
+    import copy
+
+    import torch
+
+    from biforget.models import load_text_model
+    from biforget.pipelines.unlearn import unlearn_model
+
+    model: Any = load_text_model(ModelOptions(model=str(tiny_model_dir), device="cpu", dtype="bfloat16"))
+    assert next(model.model.parameters()).dtype == torch.bfloat16
+    start = copy.deepcopy(model.model).float()
+    forget = read_set(write_texts(tmp_path / "forget.jsonl", FORGET))
+    result = unlearn_model(model, forget, UnlearnConfig(steps=6, lr=1e-5, batch_size=4, seed=1))
+    trained = result.model.model
+    assert {p.dtype for p in trained.parameters()} == {torch.float32}
+    assert result.report["precision"] == "float32 weights, bfloat16 autocast"
+    before_model = copy.copy(model)
+    before_model.model = start
+    before, after = mean_nll(before_model, FORGET), mean_nll(result.model, FORGET)
+    assert after > before + 0.006
+    changed = sum(
+        int((a != b.float()).sum()) for a, b in zip(start.parameters(), trained.parameters(), strict=True)
+    )
+    total = sum(p.numel() for p in trained.parameters())
+    assert changed > 0.9 * total
+
+
+def test_npo_with_retain_adds_the_retain_term_and_without_says_so(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    from biforget.pipelines.unlearn import unlearn_model
+
+    forget = read_set(write_texts(tmp_path / "forget.jsonl", FORGET))
+    retain = read_set(write_texts(tmp_path / "retain.jsonl", RETAIN))
+    plain = unlearn_model(tiny(tiny_model_dir), forget, UnlearnConfig(method="npo", steps=2, lr=2e-3))  # type: ignore[arg-type]
+    assert "retain_nll" not in plain.report["loss_curve"][0]
+    assert plain.report["retain_term"].startswith("none: the NPO paper's loss")
+    config = UnlearnConfig(method="npo", retain=retain.path, retain_weight=0.5, steps=2, lr=2e-3)
+    mixed = unlearn_model(tiny(tiny_model_dir), forget, config, retain=retain)  # type: ignore[arg-type]
+    first = mixed.report["loss_curve"][0]
+    # At the first step the model is its reference: NPO's term is (2/beta) log 2, plus alpha x retain NLL.
+    assert first["loss"] == pytest.approx(2 / 0.1 * math.log(2) + 0.5 * first["retain_nll"], abs=1e-3)
+    assert mixed.report["retain_term"] == "0.5 x retain NLL (open-unlearning's NPO with alpha)"
 
 
 def test_ga_raises_the_forget_nll(tiny_model_dir: Path, tmp_path: Path) -> None:

@@ -11,6 +11,10 @@ from biforget import console
 from biforget.cli.shared import COMMON, MODEL, OUTPUT_PANEL, SeedOpt, app, begin, model_options, with_options
 from biforget.config import AuditConfig, UnlearnConfig
 
+QA_FORMAT_HELP = (
+    "QA records: chat (the question as a user turn of the chat template, the answer with its end token, "
+    "as generation and the frameworks' QA datasets query it) or raw ('question answer')."
+)
 SetPath = Annotated[Path | None, typer.Option(metavar="SET", show_default=False)]
 
 
@@ -37,7 +41,12 @@ def unlearn(
         typer.Option(help="ga (gradient ascent), gd (ascent plus descent on --retain) or npo."),
     ] = UnlearnConfig.method,
     retain: Annotated[
-        Path | None, typer.Option(metavar="FILE", help="gd: the set to keep (descent on its NLL).")
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="gd (needed), npo (optional, as open-unlearning's NPO): the set to keep (descent on "
+            "its NLL).",
+        ),
     ] = None,
     steps: Annotated[int, typer.Option(help="Optimiser steps.")] = UnlearnConfig.steps,
     lr: Annotated[float, typer.Option(help="Learning rate (constant, AdamW).")] = UnlearnConfig.lr,
@@ -46,9 +55,10 @@ def unlearn(
         UnlearnConfig.max_length
     ),
     beta: Annotated[float, typer.Option(help="npo: inverse temperature.")] = UnlearnConfig.beta,
-    retain_weight: Annotated[float, typer.Option(help="gd: weight of the retain NLL.")] = (
-        UnlearnConfig.retain_weight
-    ),
+    retain_weight: Annotated[
+        float, typer.Option(help="gd, npo with --retain: weight of the retain NLL (open-unlearning's alpha).")
+    ] = UnlearnConfig.retain_weight,
+    qa_format: Annotated[str, typer.Option(help=QA_FORMAT_HELP)] = UnlearnConfig.qa_format,
     lora: Annotated[
         bool,
         typer.Option(
@@ -97,6 +107,14 @@ def audit(
         Path | None,
         typer.Option(metavar="SET", help="The forget set's facts in other words (rewrite variants)."),
     ] = None,
+    nonmember: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="SET",
+            help="Text the target never saw (e.g. written after its cutoff, or invented facts): the "
+            "membership AUC of the forget and held-out sets against it, by Min-K%.",
+        ),
+    ] = None,
     name: Annotated[
         list[str] | None,
         typer.Option(metavar="NAME", help="Name each --unlearned model, in order; default: its folder name."),
@@ -111,12 +129,27 @@ def audit(
         bool, typer.Option("--rouge/--no-rouge", help="QA sets: ROUGE-L of the greedy answers (generation).")
     ] = AuditConfig.rouge,
     as_text: Annotated[
-        bool, typer.Option("--as-text", help="Score every record as text (for sets mixing QA and text).")
+        bool,
+        typer.Option(
+            "--as-text", help="Score no record as QA (no answer NLL or ROUGE-L); nll and mink only."
+        ),
     ] = AuditConfig.as_text,
+    qa_format: Annotated[str, typer.Option(help=QA_FORMAT_HELP + " Use unlearn's.")] = AuditConfig.qa_format,
+    min_forget_shift: Annotated[
+        float,
+        typer.Option(
+            help="Transfer and selectivity only when the forget NLL shift reaches this (nats/token)."
+        ),
+    ] = AuditConfig.min_forget_shift,
+    bootstrap: Annotated[
+        int, typer.Option(help="Paired bootstrap resamples over records for the 95% intervals; 0: none.")
+    ] = AuditConfig.bootstrap,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap resamples.")] = AuditConfig.seed,
     plots: Annotated[Path | None, typer.Option(help="Write PNG figures into this folder.")] = None,
 ) -> None:
     """Did the domain go? Score forget, held-out, retain and paraphrase sets under the target and each
-    unlearned model: NLL and Min-K% shifts, transfer, damage, selectivity. JSON report on stdout."""
+    unlearned model: NLL and Min-K% shifts, transfer, damage, selectivity, with bootstrap intervals. A set
+    may mix QA and text records: QA metrics on its QA records, NLL and Min-K% on all. JSON on stdout."""
     from biforget import api_loop
 
     values = begin(ctx)

@@ -2,9 +2,12 @@
 forget sets by their effect; not a replacement for the frameworks `export` writes for.
 
 Every record is one training sequence. A question/answer record trains on the answer given the question
-(the question's tokens are context, not target); a text record on its text. A sequence's log-prob
-`log p(y|x)` sums the log-probabilities of its target tokens, tokenized exactly as `audit` scores them
-(`model.token_logprobs(targets, context=questions)`), cut to `--max-length` tokens.
+(the question's tokens are context, not target); a text record on its text. With `--qa-format chat` (the
+default) the question is a user turn of the model's chat template and the answer ends with the template's
+end of turn, as audit's ROUGE-L generation and the frameworks' QA datasets query it; `raw` trains
+"question answer" with no template. A sequence's log-prob `log p(y|x)` sums the log-probabilities of its
+target tokens, tokenized exactly as `audit` scores them (`model.token_logprobs(targets, context=...)`),
+cut to `--max-length` tokens.
 
 Losses per batch of forget sequences `i` (and, for gd, a retain batch of the same size):
 
@@ -13,9 +16,12 @@ Losses per batch of forget sequences `i` (and, for gd, a retain batch of the sam
   on the retain batch.
 - `npo` (negative preference optimisation, Zhang et al. 2024):
   `L = -(2/beta) * mean_i logsigmoid(-beta * (log p_theta(y_i|x_i) - log p_ref(y_i|x_i)))`,
-  with `p_ref` the frozen target, whose sequence log-probs are computed once before training.
+  with `p_ref` the frozen target, whose sequence log-probs are computed once before training; with
+  `--retain`, plus `w * NLL_r` as open-unlearning's NPO (its alpha), without it the paper's plain NPO.
 
-The optimiser is the Trainer's AdamW at a constant learning rate, no warm-up, no weight decay.
+The optimiser is the Trainer's AdamW at a constant learning rate, no warm-up, no weight decay. The
+trained weights are float32: a half-precision model (`--dtype auto` on a GPU) is cast up and trained
+under autocast in its own dtype, since bfloat16 weights round away updates of lr ~1e-5.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from biforget.console import Tracker
 from biforget.errors import InputError, OutputError, UsageError
 from biforget.io.sets import EvalSet
 from biforget.models.hf import HFTextModel
-from biforget.pipelines.audit import scored_pair
+from biforget.pipelines.audit import qa_tokenizer, record_pair
 
 REPORT_FILE = "unlearn.json"
 # Label of positions that are context, not target (the value torch's cross-entropy skips).
@@ -58,14 +64,17 @@ class Example:
     start: int
 
 
-def encode_examples(model: HFTextModel, data: EvalSet, max_length: int) -> list[Example]:
+def encode_examples(
+    model: HFTextModel, data: EvalSet, max_length: int, qa_format: str = "chat"
+) -> list[Example]:
     """The set's records as training sequences, built the way `HFTextModel.token_logprobs` scores them."""
     tokenizer = model.hf_tokenizer
     prefix = [tokenizer.bos_token_id] if model.prepends_bos else []
+    chat = qa_tokenizer(model, qa_format)
     examples = []
     empty = 0
     for record, text in zip(data.records, data.texts, strict=True):
-        context, target = scored_pair(record, text)
+        context, target = record_pair(record, text, chat)
         context_ids = list(tokenizer(context, add_special_tokens=False)["input_ids"]) if context else []
         target_ids = list(tokenizer(target, add_special_tokens=False)["input_ids"])
         ids = (prefix + context_ids + target_ids)[:max_length]
@@ -165,7 +174,7 @@ class UnlearnTrainer(Trainer):
         else:
             loss = -forget_nll
         self.last = {"forget_nll": round(float(forget_nll.detach()), 6)}
-        if self.method == "gd":
+        if "retain_input_ids" in inputs:
             retain_logp, retain_count = sequence_logprobs(
                 model, inputs["retain_input_ids"], inputs["retain_attention_mask"], inputs["retain_labels"]
             )
@@ -198,16 +207,37 @@ class _Curve(TrainerCallback):
 
 
 @torch.no_grad()
-def reference_logprobs(model: HFTextModel, examples: list[Example], batch_size: int) -> list[float]:
-    """Each sequence's log-prob under the model before any step: NPO's frozen reference."""
+def reference_logprobs(
+    model: HFTextModel, examples: list[Example], batch_size: int, autocast: torch.dtype | None = None
+) -> list[float]:
+    """Each sequence's log-prob under the model before any step, computed as training computes it (under
+    the same autocast): NPO's frozen reference."""
     model.model.eval()
     pad = int(model.hf_tokenizer.pad_token_id)
     values: list[float] = []
     for start in range(0, len(examples), batch_size):
         batch = {k: v.to(model.device) for k, v in _pad(examples[start : start + batch_size], pad).items()}
-        logp, _ = sequence_logprobs(model.model, batch["input_ids"], batch["attention_mask"], batch["labels"])
+        with torch.autocast(model.device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
+            logp, _ = sequence_logprobs(
+                model.model, batch["input_ids"], batch["attention_mask"], batch["labels"]
+            )
         values += [float(v) for v in logp]
     return values
+
+
+HALF = (torch.bfloat16, torch.float16)
+
+
+def float32_master(model: HFTextModel, lora: bool) -> torch.dtype | None:
+    """Cast a half-precision model's weights that will train up to float32 and return the half dtype to
+    train under autocast; None for a float32 model. LoRA trains adapters, which peft makes float32, over
+    the frozen base in its own dtype."""
+    dtype = next(model.model.parameters()).dtype
+    if dtype not in HALF:
+        return None
+    if not lora:
+        model.model.float()
+    return dtype
 
 
 @dataclass
@@ -240,9 +270,19 @@ def unlearn_model(
     """Run `config.steps` optimiser steps of `config.method` on `model`'s own weights (LoRA adapters,
     merged back, with `config.lora`)."""
     tracker = tracker or Tracker()
-    forget_examples = encode_examples(model, forget, config.max_length)
-    retain_examples = encode_examples(model, retain, config.max_length) if retain is not None else None
-    ref = reference_logprobs(model, forget_examples, config.batch_size) if config.method == "npo" else None
+    qa_format = config.qa_format if qa_tokenizer(model, config.qa_format) is not None else "raw"
+    if qa_format != config.qa_format:
+        console.warn(f"{model.name} has no chat template: question/answer records train as raw text")
+    forget_examples = encode_examples(model, forget, config.max_length, qa_format)
+    retain_examples = (
+        encode_examples(model, retain, config.max_length, qa_format) if retain is not None else None
+    )
+    autocast = float32_master(model, config.lora)
+    ref = (
+        reference_logprobs(model, forget_examples, config.batch_size, autocast)
+        if config.method == "npo"
+        else None
+    )
     network = _with_lora(model.model, config.lora_rank) if config.lora else model.model
     pad = int(model.hf_tokenizer.pad_token_id)
     task = tracker.start(f"unlearning ({config.method})", total=config.steps, unit="steps")
@@ -262,6 +302,8 @@ def unlearn_model(
             save_strategy="no",
             logging_steps=1,
             use_cpu=model.device.type == "cpu",
+            bf16=autocast == torch.bfloat16,
+            fp16=autocast == torch.float16,
             disable_tqdm=True,
             remove_unused_columns=False,
             dataloader_num_workers=0,
@@ -290,6 +332,13 @@ def unlearn_model(
         "settings": config.settings(),
         "target": model.name,
         "device": str(model.device),
+        "precision": (
+            f"float32 weights, {str(autocast).removeprefix('torch.')} autocast"
+            if autocast is not None
+            else str(next(model.model.parameters()).dtype).removeprefix("torch.")
+        ),
+        "qa_format": qa_format,
+        "retain_term": _retain_term(config, retain is not None),
         "forget": {"path": str(forget.path), "records": len(forget), "sequences": len(forget_examples)},
         "retain": (
             {"path": str(retain.path), "records": len(retain), "sequences": len(retain_examples or ())}
@@ -301,6 +350,16 @@ def unlearn_model(
         "seconds_per_step": round(sum(steps) / len(steps), 4) if steps else None,
     }
     return Unlearned(model, report)
+
+
+def _retain_term(config: UnlearnConfig, has_retain: bool) -> str:
+    if has_retain:
+        return f"{config.retain_weight:g} x retain NLL" + (
+            " (open-unlearning's NPO with alpha)" if config.method == "npo" else ""
+        )
+    if config.method == "npo":
+        return "none: the NPO paper's loss; open-unlearning's NPO adds alpha x retain NLL (pass --retain)"
+    return "none"
 
 
 def check_out(out: Path, force: bool, inputs: Sequence[str | Path]) -> None:
