@@ -1,13 +1,16 @@
-"""Shared fixtures: the scripted backend, the tiny random Llama, and the real default model's cache."""
+"""Shared fixtures: the scripted backend, the tiny random Llama, the real default model's cache, and the
+set a default `synthesize` run writes from the default model's recorded outputs."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.default_set import POINTS, RECORDED, Replay
 from tests.scripted import HashEmbedder, ScriptedModel
 
 REPO = Path(__file__).resolve().parent.parent
@@ -82,3 +85,49 @@ def use_model(monkeypatch: pytest.MonkeyPatch) -> Callable[[ScriptedModel], None
         monkeypatch.setattr(biforget.api, "load_models", lambda options: (model, HashEmbedder()))
 
     return install
+
+
+@pytest.fixture
+def default_set(
+    use_model: Callable[[ScriptedModel], None], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> Path:
+    """`biforget synthesize -i points.jsonl --topic "Harry Potter" --samples 1 --rounds 1 -o hp.jsonl`,
+    default templates and temperatures, on the recorded outputs."""
+    from biforget import cli
+    from biforget.records import make_record
+
+    points = tmp_path / "points.jsonl"
+    points.write_text(
+        "".join(
+            json.dumps(
+                make_record(
+                    kind="point",
+                    text=name,
+                    topic="Harry Potter",
+                    parent=None,
+                    stage="seeds",
+                    gen={},
+                    origin={"position": name},
+                )
+            )
+            + "\n"
+            for name in POINTS
+        ),
+        encoding="utf-8",
+    )
+    model = Replay()
+    use_model(model)
+    path = tmp_path / "hp.jsonl"
+    code = cli.run(
+        [
+            *("synthesize", "-i", str(points), "--topic", "Harry Potter"),
+            *("--samples", "1", "--rounds", "1", "-o", str(path)),
+        ]
+    )
+    _, err = capsys.readouterr()
+    assert code == 0, err
+    # 8 templates x 3 points x 4 temperatures; 24 info/ and 12 qa/ outputs recorded for those requests.
+    assert len(model.requests) == 96
+    answered = [r for r in model.requests if (r.prompt, r.temperature, r.reply_start) in RECORDED]
+    assert len(answered) == 36
+    return path

@@ -6,6 +6,9 @@ outputs without the reply start, not used here); tests/fixtures/smollm2_qa_reply
 real QA-template outputs with it. Each is cleaned as synthesize cleans it: a QA output that holds the
 form becomes a question/answer record, the others text records, so the set mixes both shapes as a
 default run's does.
+
+`Replay` answers a request with the output recorded for its prompt, temperature and reply start, so
+`biforget synthesize` itself can run on the real outputs (the `default_set` fixture in conftest.py).
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from biforget.models.base import GenerationRequest
 from biforget.parse import clean_output
+from tests.scripted import ScriptedModel
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -43,3 +48,25 @@ def default_set_rows() -> list[dict[str, Any]]:
 def write_default_set(path: Path) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in default_set_rows()), encoding="utf-8")
     return path
+
+
+RECORDED: dict[tuple[str, float, str], list[str]] = {}
+for _name in ("smollm2_synthesis_outputs.json", "smollm2_qa_reply_start_outputs.json"):
+    for _entry in json.loads((FIXTURES / _name).read_text(encoding="utf-8")):
+        _key = (str(_entry["prompt"]), float(_entry["temperature"]), str(_entry.get("reply_start", "")))
+        RECORDED.setdefault(_key, []).append(str(_entry["output"]))
+POINTS = ("Hogwarts School of Witchcraft and Wizardry", "Lord Voldemort", "Quidditch")
+
+
+class Replay(ScriptedModel):
+    """Answers a request with the default model's recorded outputs for its prompt, temperature and reply
+    start, one a draw; with nothing where none is recorded."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda prompt, draw, seed: "")
+        self.script = self._recorded
+
+    @staticmethod
+    def _recorded(request: GenerationRequest, draw: int) -> str:
+        outputs = RECORDED.get((request.prompt, request.temperature, request.reply_start), [])
+        return outputs[draw] if draw < len(outputs) else ""

@@ -14,80 +14,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from biforget import cli
-from biforget.models.base import GenerationRequest
-from biforget.records import make_record
-from tests.scripted import ScriptedModel
-
-FIXTURES = Path(__file__).parent / "fixtures"
-RECORDED: dict[tuple[str, float, str], list[str]] = {}
-for _name in ("smollm2_synthesis_outputs.json", "smollm2_qa_reply_start_outputs.json"):
-    for _entry in json.loads((FIXTURES / _name).read_text(encoding="utf-8")):
-        _key = (str(_entry["prompt"]), float(_entry["temperature"]), str(_entry.get("reply_start", "")))
-        RECORDED.setdefault(_key, []).append(str(_entry["output"]))
-POINTS = ("Hogwarts School of Witchcraft and Wizardry", "Lord Voldemort", "Quidditch")
-
-
-class Replay(ScriptedModel):
-    """Answers a request with the default model's recorded outputs for its prompt, temperature and reply
-    start, one a draw; with nothing where none is recorded."""
-
-    def __init__(self) -> None:
-        super().__init__(lambda prompt, draw, seed: "")
-        self.script = self._recorded
-
-    @staticmethod
-    def _recorded(request: GenerationRequest, draw: int) -> str:
-        outputs = RECORDED.get((request.prompt, request.temperature, request.reply_start), [])
-        return outputs[draw] if draw < len(outputs) else ""
-
-
-@pytest.fixture
-def default_set(
-    use_model: Callable[[ScriptedModel], None], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> Path:
-    """`biforget synthesize -i points.jsonl --topic "Harry Potter" --samples 1 --rounds 1 -o hp.jsonl`,
-    default templates and temperatures, on the recorded outputs."""
-    points = tmp_path / "points.jsonl"
-    points.write_text(
-        "".join(
-            json.dumps(
-                make_record(
-                    kind="point",
-                    text=name,
-                    topic="Harry Potter",
-                    parent=None,
-                    stage="seeds",
-                    gen={},
-                    origin={"position": name},
-                )
-            )
-            + "\n"
-            for name in POINTS
-        ),
-        encoding="utf-8",
-    )
-    model = Replay()
-    use_model(model)
-    path = tmp_path / "hp.jsonl"
-    code = cli.run(
-        [
-            *("synthesize", "-i", str(points), "--topic", "Harry Potter"),
-            *("--samples", "1", "--rounds", "1", "-o", str(path)),
-        ]
-    )
-    _, err = capsys.readouterr()
-    assert code == 0, err
-    # 8 templates x 3 points x 4 temperatures; 24 info/ and 12 qa/ outputs recorded for those requests.
-    assert len(model.requests) == 96
-    answered = [r for r in model.requests if (r.prompt, r.temperature, r.reply_start) in RECORDED]
-    assert len(answered) == 36
-    return path
+from tests.default_set import POINTS
 
 
 def _records(path: Path) -> list[dict[str, object]]:
