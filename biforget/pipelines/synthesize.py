@@ -21,7 +21,7 @@ from biforget import console
 from biforget.config import SynthesizeConfig
 from biforget.console import Tracker
 from biforget.dedup import Deduplicator
-from biforget.errors import UsageError
+from biforget.errors import NothingProduced, UsageError
 from biforget.io.jsonl import RecordWriter
 from biforget.metrics.diversity import DiversityTracker
 from biforget.models.base import Embedder, GenerationRequest, TextModel
@@ -190,6 +190,8 @@ def synthesize_samples(
         )
 
     rejected: dict[str, int] = {}
+    generated = 0
+    empty = False
     task = tracker.start("synthesize", total=config.max_samples, unit="samples")
     tracker.skip(task, diversity.count)
     step = wave_size(model)
@@ -213,6 +215,7 @@ def synthesize_samples(
                     for (_, unit), prompt, v in zip(wave, prompts, values, strict=True)
                 ]
             )
+            generated += len(wave)
             made: list[Record] = []
             for (index, unit), prompt, texts in zip(wave, prompts, outputs, strict=True):
                 result = _make_sample(
@@ -238,11 +241,21 @@ def synthesize_samples(
                 tracker.status(task, f"diversity {current:.4f}" if current is not None else "")
                 if checked or diversity.count >= config.max_samples:
                     return
+        if not diversity.count:
+            empty = True  # the error's line carries the counts the report would print
+            raise NothingProduced(
+                STAGE,
+                "sample accepted",
+                f"{generated} output(s) for {len(points)} point(s)",
+                dict(sorted(rejected.items())),
+                _hint(rejected, config),
+            )
     finally:
         if diversity.diversity is not None:
             curve.write(diversity.count, diversity.diversity)
         curve.close()
-        _report(diversity, rejected)
+        if not empty:
+            _report(diversity, rejected)
 
 
 def _topic(point: Record, config: SynthesizeConfig) -> str:
@@ -295,6 +308,19 @@ def _make_sample(
         stage=STAGE,
         gen=gen,
         origin=origin,
+    )
+
+
+def _hint(rejected: dict[str, int], config: SynthesizeConfig) -> str:
+    """The setting most likely to let samples through, from the reason that rejected the most."""
+    reason = max(rejected, key=lambda r: rejected[r]) if rejected else "empty"
+    if reason.startswith("duplicate"):
+        return f"try a higher --dedup-threshold (now {config.dedup_threshold}) or more --temperatures"
+    if reason == "refusal":
+        return "try other --templates or higher --temperatures"
+    return (
+        f"try a larger --max-new-tokens (now {config.max_new_tokens}) or a smaller --min-words "
+        f"(now {config.min_words})"
     )
 
 
