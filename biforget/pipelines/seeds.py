@@ -40,12 +40,13 @@ class _Request:
     prompt: str
 
 
-def _merged_candidates(outputs: list[str], rejected: dict[str, int]) -> list[str]:
+def _merged_candidates(outputs: list[str], labels: tuple[str, ...], rejected: dict[str, int]) -> list[str]:
     """Points from several generations for one request, in order of first appearance; lists that give
-    no point and items that refuse are counted in `rejected`."""
+    no point and items that refuse are counted in `rejected`. `labels` are the topic and the point the
+    list expands, which the model often writes before each name ("Harry Potter: The Eye of Hora")."""
     merged: list[str] = []
     for output in outputs:
-        items = parse_point_list(output)
+        items = parse_point_list(output, labels=labels)
         points = [point for point in items if not is_refusal(point)]
         _count(rejected, "refusal", len(items) - len(points))
         if not items:
@@ -128,7 +129,14 @@ def generate_points(
                 ]
             )
             lists += sum(len(texts) for texts in outputs)
-            candidates = [_merged_candidates(texts, rejected) for texts in outputs]
+            candidates = [
+                _merged_candidates(
+                    texts,
+                    (config.topic, request.parent["text"]) if request.parent else (config.topic,),
+                    rejected,
+                )
+                for request, texts in zip(batch, outputs, strict=True)
+            ]
             flat = [text for texts in candidates for text in texts]
             vectors = iter(embedder.embed(flat)) if flat else iter(())
             for request, texts in zip(batch, candidates, strict=True):
