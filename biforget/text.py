@@ -28,6 +28,8 @@ _PREAMBLE = re.compile(
 )
 # Explanations after a name: "Hogwarts - the school", "Hogwarts: the school", "Hogwarts (the school)".
 _EXPLANATION = re.compile(r"\s+[-–—]\s+|:\s|\s\(")
+# The prompts ask for "a short name of two to five words"; one more is still a name.
+_NAME_WORDS = 6
 # An apposition after a name: "A Christmas Tale, a story of good vs. evil", "Hogwarts, where ...".
 _APPOSITION = re.compile(
     r",\s+(?:a|an|the|which|who|whose|where|that|in|from|inspired|featuring|based)\b", re.IGNORECASE
@@ -131,9 +133,14 @@ def clean_point(item: str, *, max_words: int = 12, labels: frozenset[str] = froz
     text = _strip_markers(text)
     text = _EMPHASIS.sub("", text).strip()
     split = _EXPLANATION.search(text)
-    if split and not split.group().endswith("(") and normalise(text[: split.start()]) in labels:
-        text = text[split.end() :].strip()
-        split = _EXPLANATION.search(text)
+    if split and split.group().startswith(":") and normalise(text[: split.start()]) in labels:
+        rest = text[split.end() :].strip()
+        after = _EXPLANATION.search(rest)
+        name = _APPOSITION.split(rest[: after.start()] if after else rest, maxsplit=1)[0].strip()
+        # A name after the label, not a description of it: "Photosynthesis: The process of converting
+        # light energy into chemical energy" stays the label, which the caller drops as the topic.
+        if name[:1].isupper() and len(name.split()) <= _NAME_WORDS:
+            text, split = rest, after
     head = (text[: split.start()] if split else text).strip()
     head = _APPOSITION.split(head, maxsplit=1)[0].strip()
     # "Label: ..." where the label is most of the item is an explanation; an empty head is not.

@@ -70,3 +70,22 @@ def test_the_issue_run_lists_real_points_not_a_cut_off_word() -> None:
     config = SeedsConfig(topic=TOPIC, count=3, depth=0, max_new_tokens=48, seed=5)
     records = list(generate_points(replay(SEEDS_48), HashEmbedder(), config))
     assert [r["text"] for r in records] == ["The Eye of Hora", "A Christmas Tale"]
+
+
+OLDER = json.loads((FIXTURE.parent / "smollm2_point_lists.json").read_text(encoding="utf-8"))
+
+
+def test_a_description_after_the_label_is_not_taken_for_a_name() -> None:
+    # Real outputs of the same model: "Photosynthesis: The process of converting light energy ..." and
+    # "Harry Potter - a wise and unbeatable wizard" describe the label; they name nothing after it.
+    photosynthesis = str(OLDER[4]["output"])
+    assert "1. Photosynthesis: The process of converting light energy" in photosynthesis
+    assert parse_point_list(photosynthesis, labels=("Photosynthesis",)) == [
+        "Photosynthesis",
+        "Carbon dioxide",
+        "Oxygen",
+        "Photosynthetic processes",
+    ]
+    wizard = str(OLDER[0]["output"])
+    assert wizard.startswith("1. Harry Potter - a wise and unbeatable wizard")
+    assert parse_point_list(wizard, labels=(TOPIC,)) == ["Harry Potter", "the magical realm of wiziuns"]
