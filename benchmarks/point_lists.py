@@ -6,6 +6,9 @@ entry per completion with the prompt, the settings and the command that reproduc
 fixture tests/fixtures/smollm2_short_point_lists.json was written by
 
     python benchmarks/point_lists.py -o tests/fixtures/smollm2_short_point_lists.json
+
+stopped after its first run (the file is rewritten after each one): on a 2-core machine shared with
+other jobs the 160-token run and the grid did not finish in time. Rerun it to add them.
 """
 
 from __future__ import annotations
