@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class BiforgetError(Exception):
     """Base of every error the library raises on purpose: a runtime or data error unless a subclass
@@ -39,3 +41,23 @@ class TemplateError(UsageError):
 
 class ModelError(BiforgetError):
     """A model that cannot be found, loaded or served on the requested hardware."""
+
+
+class NothingProduced(BiforgetError):
+    """A stage that was asked for records made none of its own: what it generated, what each rejection
+    reason took, and the setting most likely to help, so an empty output is never a silent success."""
+
+    def __init__(
+        self,
+        stage: str,
+        wanted: str,
+        generated: str,
+        rejected: Mapping[str, int],
+        hint: str,
+    ) -> None:
+        self.stage = stage
+        self.rejected = dict(rejected)
+        self.hint = hint
+        reasons = ", ".join(f"{reason} {count}" for reason, count in rejected.items() if count)
+        counts = f"generated {generated}" + (f"; rejected: {reasons}" if reasons else "")
+        super().__init__(f"{stage}: no {wanted} ({counts}); {hint}")

@@ -28,6 +28,12 @@ _PREAMBLE = re.compile(
 )
 # Explanations after a name: "Hogwarts - the school", "Hogwarts: the school", "Hogwarts (the school)".
 _EXPLANATION = re.compile(r"\s+[-–—]\s+|:\s|\s\(")
+# The prompts ask for "a short name of two to five words"; one more is still a name.
+_NAME_WORDS = 6
+# An apposition after a name: "A Christmas Tale, a story of good vs. evil", "Hogwarts, where ...".
+_APPOSITION = re.compile(
+    r",\s+(?:a|an|the|which|who|whose|where|that|in|from|inspired|featuring|based)\b", re.IGNORECASE
+)
 _EMPHASIS = re.compile(r"\*\*|__|`|^#+\s*")
 _DANGLING = {
     "is",
@@ -118,12 +124,25 @@ def is_repetitive(text: str) -> bool:
     return len(words) >= 6 and len(set(words)) / len(words) < 0.5
 
 
-def clean_point(item: str, *, max_words: int = 12) -> str | None:
-    """Reduce one list item to a point name, or None when nothing usable is left."""
+def clean_point(item: str, *, max_words: int = 12, labels: frozenset[str] = frozenset()) -> str | None:
+    """Reduce one list item to a point name, or None when nothing usable is left.
+
+    `labels` are normalised names (the topic, the point being expanded) that a small model writes before
+    the name it means: "Harry Potter: The Eye of Hora" names "The Eye of Hora"."""
     text = _EMPHASIS.sub("", item).strip()
     text = _strip_markers(text)
     text = _EMPHASIS.sub("", text).strip()
-    head = _EXPLANATION.split(text, maxsplit=1)[0].strip()
+    split = _EXPLANATION.search(text)
+    if split and split.group().startswith(":") and normalise(text[: split.start()]) in labels:
+        rest = text[split.end() :].strip()
+        after = _EXPLANATION.search(rest)
+        name = _APPOSITION.split(rest[: after.start()] if after else rest, maxsplit=1)[0].strip()
+        # A name after the label, not a description of it: "Photosynthesis: The process of converting
+        # light energy into chemical energy" stays the label, which the caller drops as the topic.
+        if name[:1].isupper() and len(name.split()) <= _NAME_WORDS:
+            text, split = rest, after
+    head = (text[: split.start()] if split else text).strip()
+    head = _APPOSITION.split(head, maxsplit=1)[0].strip()
     # "Label: ..." where the label is most of the item is an explanation; an empty head is not.
     text = head or text
     text = text.strip(" \t\"'“”‘’*_").rstrip(".,;:!").strip()
@@ -136,12 +155,22 @@ def clean_point(item: str, *, max_words: int = 12) -> str | None:
     return text
 
 
-def parse_point_list(output: str, *, max_words: int = 12) -> list[str]:
+def _cut_off(point: str, others: list[str]) -> bool:
+    """A last item that is only the first words of a longer name given before ("Harry" after "Harry
+    Potter") is a line the token limit cut, not a name of its own."""
+    words = normalise(point).split()
+    return any(len(other.split()) > len(words) and other.split()[: len(words)] == words for other in others)
+
+
+def parse_point_list(output: str, *, max_words: int = 12, labels: tuple[str, ...] = ()) -> list[str]:
     """The point names in a model's list answer, in order, without markers, preambles or explanations.
 
     When some lines carry list markers, unmarked lines are prose around the list and are ignored;
-    when none do, every line that is not a preamble is taken as an item.
+    when none do, every line that is not a preamble is taken as an item. `labels` (the topic, the point
+    a list expands) are dropped where an item opens with one as a label ("Topic: Name"), and a last
+    item that is only the start of a label or of an earlier item is taken as cut off.
     """
+    known = frozenset(key for key in (normalise(label) for label in labels) if key)
     lines: list[str] = []
     for raw in output.splitlines():
         lines.extend(_split_inline_numbering(raw.strip()))
@@ -150,16 +179,18 @@ def parse_point_list(output: str, *, max_words: int = 12) -> list[str]:
     any_marked = any(marked)
     points: list[str] = []
     seen: set[str] = set()
-    for line, has_marker in zip(lines, marked, strict=True):
+    for number, (line, has_marker) in enumerate(zip(lines, marked, strict=True), 1):
         if any_marked and not has_marker:
             continue
         bare = _strip_markers(_EMPHASIS.sub("", line))
         if _PREAMBLE.match(bare) or (not has_marker and bare.endswith(":")):
             continue
-        point = clean_point(line, max_words=max_words)
+        point = clean_point(line, max_words=max_words, labels=known)
         if point is None:
             continue
         key = normalise(point)
+        if number == len(lines) and _cut_off(point, [*known, *(normalise(p) for p in points)]):
+            continue
         if key and key not in seen:
             seen.add(key)
             points.append(point)

@@ -30,7 +30,10 @@ PASSTHROUGH = ["probe", "--topic", "Harry Potter", "--jailbreak", "0", "--mia", 
 
 
 def points(prompt: str, draw: int, seed: int) -> str:
-    return "1. Hogwarts\n2. Quidditch\n3. Horcruxes"
+    if "numbered list" in prompt:
+        return "1. Hogwarts\n2. Quidditch\n3. Horcruxes"
+    # A sample prompt: prose long enough to pass --min-words, so synthesize has records of its own.
+    return f"Seed {seed} wrote this passage about the castle, its towers, its lessons and its old rules."
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 
 from biforget import cli
 from biforget.config import RewriteConfig
-from biforget.errors import UsageError
+from biforget.errors import NothingProduced, UsageError
 from biforget.io.facts import Fact, parse_facts
 from biforget.metrics.checks import Bounds, Verdict, check_field, meaning_lost
 from biforget.models.base import GenerationRequest
@@ -208,8 +208,22 @@ def test_rejections_by_reason_and_the_attempt_cap() -> None:
 
     rejected: list[dict[str, object]] = []
     model = ByAttempt(script, batch_size=4)
-    records = run(model, config(attempts=6), reject=rejected.append)
+    records: list[dict[str, object]] = []
+    with pytest.raises(NothingProduced) as raised:
+        records.extend(
+            rewrite_facts(model, HashEmbedder(), facts(), config(attempts=6), reject=rejected.append)
+        )  # type: ignore[arg-type]
+    # Every fact is written before the run fails for having no variant at all.
     assert [r["kind"] for r in records] == ["fact"] * 3
+    assert raised.value.rejected == {
+        "refusal": 12,
+        "unparsed": 2,
+        "near_copy": 2,
+        "low_similarity": 2,
+        "missing_terms": 2,
+        "new_number": 2,
+        "new_name": 2,
+    }
     by_reason: dict[str, set[str]] = {}
     for row in rejected:
         by_reason.setdefault(str(row["reason"]), set()).add(str(row["detail"]))

@@ -10,6 +10,7 @@ import pytest
 
 from biforget.config import SeedsConfig
 from biforget.dedup import Deduplicator
+from biforget.errors import NothingProduced
 from biforget.pipelines.seeds import generate_points
 from biforget.records import derive_seed, short_hash
 from tests.scripted import HashEmbedder, ScriptedModel
@@ -163,11 +164,18 @@ def test_depth_zero_asks_once() -> None:
 
 
 @pytest.mark.parametrize(
-    "output", ["", "Here are the key topics of Harry Potter:", "1. Harry Potter\n2. HARRY POTTER"]
+    ("output", "rejected"),
+    [
+        ("", {"no_list_item": 2}),
+        ("Here are the key topics of Harry Potter:", {"no_list_item": 2}),
+        ("1. Harry Potter\n2. HARRY POTTER", {"topic": 2}),
+    ],
 )
-def test_no_points_stops_the_expansion(output: str) -> None:
+def test_no_points_is_an_error_with_counts(output: str, rejected: dict[str, int]) -> None:
     model = ScriptedModel(lambda prompt, draw, seed: output)
-    assert list(generate_points(model, HashEmbedder(), make_config(depth=3))) == []
+    with pytest.raises(NothingProduced) as raised:
+        list(generate_points(model, HashEmbedder(), make_config(depth=3)))
+    assert raised.value.rejected == rejected
     assert len(model.calls) == 1
 
 

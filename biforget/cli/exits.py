@@ -14,7 +14,7 @@ import typer
 
 from biforget import console
 from biforget.cli.shared import app
-from biforget.errors import BiforgetError, ReaderGone, UsageError
+from biforget.errors import BiforgetError, NothingProduced, ReaderGone, UsageError
 from biforget.io.export import ExportError
 
 Message = Callable[[BaseException], str | None]
@@ -57,6 +57,8 @@ EXIT_CODES: tuple[tuple[type[BaseException], int, Message], ...] = (
     (BrokenPipeError, 141, _broken_pipe),
     (UsageError, 2, str),
     (ExportError, 1, str),
+    # A stage asked for records that made none: its one line holds the counts by reason and a setting.
+    (NothingProduced, 1, str),
     (BiforgetError, 1, str),
     (typer.Abort, 1, lambda exc: "aborted"),
     (MemoryError, 1, lambda exc: "out of memory; try a smaller --batch-size or --quantize 8bit/4bit"),

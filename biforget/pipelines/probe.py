@@ -30,7 +30,7 @@ from biforget.clean import is_refusal
 from biforget.config import ProbeConfig
 from biforget.console import Tracker
 from biforget.dedup import Deduplicator
-from biforget.errors import InputError
+from biforget.errors import InputError, NothingProduced
 from biforget.metrics.mink import MiaScores
 from biforget.models.base import Embedder, GenerationRequest, TextModel
 from biforget.parse import clean_output
@@ -112,6 +112,14 @@ class _Prober:
         self.provenance = Provenance(model.name, embedder.name, settings, origin_settings)
         self.anchors = embedder.embed([config.topic, *(p.text for p in points)])
         self.dedup = Deduplicator(config.dedup_threshold)
+        # Both probes' totals, for the error of a run that was asked for samples and added none.
+        self.accepted = 0
+        self.rejected: dict[str, int] = {}
+
+    def tally(self, accepted: int, rejected: dict[str, int]) -> None:
+        self.accepted += accepted
+        for reason, count in rejected.items():
+            _count(self.rejected, reason, count)
 
     def remember(self, texts: Sequence[str]) -> None:
         if texts:
@@ -270,6 +278,33 @@ def probe_samples(
         )
     if config.mia:
         yield from _membership(prober, templates[MIA], references, done, earlier[MIA])
+    # Added to records passed through, no sample is a result with its counts on stderr; with nothing
+    # passed through and nothing from an earlier run, the output would be empty.
+    if not inputs and not earlier[JAILBREAK] and not earlier[MIA] and not prober.accepted:
+        raise NothingProduced(
+            "probe",
+            "sample added to an empty input",
+            f"{config.jailbreak} jailbreak and {config.mia} mia attempt(s)",
+            dict(sorted(prober.rejected.items())),
+            _hint(prober.rejected, config),
+        )
+
+
+def _hint(rejected: dict[str, int], config: ProbeConfig) -> str:
+    """The setting most likely to let probe outputs through, from the reason that rejected the most."""
+    reason = max(rejected, key=lambda r: rejected[r]) if rejected else "empty"
+    if reason == "irrelevant":
+        return f"try a lower --min-relevance (now {config.min_relevance})"
+    if reason == "below_threshold":
+        return "try a higher --mia-keep, a lower --mia-threshold or a higher --mia-fpr"
+    if reason.startswith("duplicate"):
+        return f"try a higher --dedup-threshold (now {config.dedup_threshold})"
+    if reason == "refusal":
+        return "try more --jailbreak or --mia attempts"
+    return (
+        f"try a larger --max-new-tokens (now {config.max_new_tokens}) or a smaller --min-words "
+        f"(now {config.min_words})"
+    )
 
 
 def _jailbreak(
@@ -296,6 +331,7 @@ def _jailbreak(
             prober.tracker.advance(task, len(wave))
             prober.tracker.status(task, f"accepted {accepted}")
     finally:
+        prober.tally(accepted, rejected)
         _report(JAILBREAK, accepted, config.jailbreak, rejected)
 
 
@@ -373,4 +409,5 @@ def _membership(
                 if record["id"] not in done:
                     yield record
     finally:
+        prober.tally(accepted, rejected)
         _report(MIA, accepted, config.mia, rejected)

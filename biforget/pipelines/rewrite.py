@@ -36,6 +36,7 @@ from biforget import console
 from biforget.config import RewriteConfig
 from biforget.console import Tracker
 from biforget.dedup import Deduplicator
+from biforget.errors import NothingProduced
 from biforget.io.facts import Fact
 from biforget.metrics.checks import Bounds
 from biforget.models.base import Embedder, GenerationRequest, TextModel
@@ -288,6 +289,24 @@ class Rewriter:
         block.variants[attempt.fact].append(made)
         self.accepted += 1
 
+    def nothing_accepted(self, facts: int) -> NothingProduced:
+        """The error of a run in which every rewrite of every fact was rejected."""
+        rejected = {r: self.rejected[r] for r in REASONS if r in self.rejected}
+        reason = max(rejected, key=lambda r: rejected[r]) if rejected else "empty"
+        if reason == "near_copy":
+            hint = f"try a higher --max-similarity (now {self.config.max_similarity}) or more --attempts"
+        elif reason == "low_similarity":
+            hint = f"try a lower --min-similarity (now {self.config.min_similarity}) or more --attempts"
+        else:
+            hint = f"try more --attempts (now {self.config.max_attempts}) or higher --temperatures"
+        return NothingProduced(
+            STAGE,
+            f"variant accepted for any of {facts} fact(s)",
+            f"{self.attempts} attempt(s)",
+            rejected,
+            hint,
+        )
+
     def report(self, facts: int, without: int) -> None:
         rate = f"{100 * self.accepted / self.attempts:.0f}%" if self.attempts else "n/a"
         console.info(
@@ -333,6 +352,7 @@ def rewrite_facts(
         records.append(record)
     size = BLOCK_FACTS
     blocks = [range(start, min(start + size, len(unique))) for start in range(0, len(unique), size)]
+    existing = list(existing)
     written = {str(r.get("id")) for r in existing} | {str(r.get("parent")) for r in existing}
     first = max(
         (b for b, block in enumerate(blocks) if any(records[i]["id"] in written for i in block)), default=0
@@ -345,6 +365,9 @@ def rewrite_facts(
     task = tracker.start("rewrite", total=len(unique), unit="facts")
     tracker.skip(task, min(first * size, len(unique)))
     without = 0
+    # Variants of a resumed run's earlier blocks are this run's own records too.
+    kept_before = any(r.get("kind") in ("variant", "statement") for r in existing)
+    empty = False
     try:
         for block_index in range(first, len(blocks)):
             indices = blocks[block_index]
@@ -356,5 +379,9 @@ def rewrite_facts(
                 yield from sorted(found, key=lambda v: (v["gen"]["round"], v["gen"]["form"] == "statement"))
                 tracker.advance(task)
             tracker.status(task, f"{rewriter.accepted} variants")
+        if not rewriter.accepted and not kept_before:
+            empty = True  # the error's line carries the counts the report would print
+            raise rewriter.nothing_accepted(len(unique))
     finally:
-        rewriter.report(len(unique), without)
+        if not empty:
+            rewriter.report(len(unique), without)

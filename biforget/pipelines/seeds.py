@@ -16,11 +16,12 @@ from biforget.clean import is_refusal
 from biforget.config import SeedsConfig
 from biforget.console import Tracker
 from biforget.dedup import Deduplicator
+from biforget.errors import NothingProduced
 from biforget.models.base import Embedder, GenerationRequest, TextModel
 from biforget.pipelines import wave_size
 from biforget.records import Provenance, Record, derive_seed, make_record
 from biforget.templates import Template, builtin_template
-from biforget.text import parse_point_list
+from biforget.text import normalise, parse_point_list
 
 ROOT_TEMPLATE = "seeds/points"
 CHILD_TEMPLATE = "seeds/subpoints"
@@ -39,12 +40,34 @@ class _Request:
     prompt: str
 
 
-def _merged_candidates(outputs: list[str]) -> list[str]:
-    """Points from several generations for one request, in order of first appearance."""
+def _merged_candidates(outputs: list[str], labels: tuple[str, ...], rejected: dict[str, int]) -> list[str]:
+    """Points from several generations for one request, in order of first appearance; lists that give
+    no point and items that refuse are counted in `rejected`. `labels` are the topic and the point the
+    list expands, which the model often writes before each name ("Harry Potter: The Eye of Hora")."""
     merged: list[str] = []
     for output in outputs:
-        merged.extend(point for point in parse_point_list(output) if not is_refusal(point))
+        items = parse_point_list(output, labels=labels)
+        points = [point for point in items if not is_refusal(point)]
+        _count(rejected, "refusal", len(items) - len(points))
+        if not items:
+            _count(rejected, "refusal_list" if is_refusal(output) else "no_list_item")
+        merged.extend(points)
     return merged
+
+
+def _count(counter: dict[str, int], reason: str, amount: int = 1) -> None:
+    if amount:
+        counter[reason] = counter.get(reason, 0) + amount
+
+
+def _hint(rejected: dict[str, int], config: SeedsConfig) -> str:
+    """The setting most likely to give points, from the reason that rejected the most."""
+    reason = max(rejected, key=lambda r: rejected[r]) if rejected else "no_list_item"
+    if reason.startswith("duplicate") or reason == "topic":
+        return f"try a higher --count (now {config.count}) or more --samples (now {config.samples})"
+    if reason.startswith("refusal"):
+        return f"try more --samples (now {config.samples}) or another --seed"
+    return f"try a larger --max-new-tokens (now {config.max_new_tokens}) or more --samples"
 
 
 def generate_points(
@@ -61,13 +84,16 @@ def generate_points(
     root, child = templates or load_seed_templates()
     dedup = Deduplicator(config.dedup_threshold)
     # The topic itself is never a point of itself.
-    dedup.add(config.topic, embedder.embed([config.topic])[0])
+    topic_vector = embedder.embed([config.topic])[0]
+    dedup.add(config.topic, topic_vector)
     settings = config.settings()
     # Ids hash what shapes a point's text; how deep or how far a run goes does not, so a deeper re-run
     # with --resume keeps the points it already has.
     origin_settings = {k: v for k, v in settings.items() if k not in ("depth", "max_points")}
     provenance = Provenance(model.name, embedder.name, settings, origin_settings)
     kept = 0
+    lists = 0
+    rejected: dict[str, int] = {}
     parents: list[Record | None] = [None]
     step = wave_size(model)
     for depth in range(config.depth + 1):
@@ -102,7 +128,15 @@ def generate_points(
                     for request in batch
                 ]
             )
-            candidates = [_merged_candidates(texts) for texts in outputs]
+            lists += sum(len(texts) for texts in outputs)
+            candidates = [
+                _merged_candidates(
+                    texts,
+                    (config.topic, request.parent["text"]) if request.parent else (config.topic,),
+                    rejected,
+                )
+                for request, texts in zip(batch, outputs, strict=True)
+            ]
             flat = [text for texts in candidates for text in texts]
             vectors = iter(embedder.embed(flat)) if flat else iter(())
             for request, texts in zip(batch, candidates, strict=True):
@@ -112,7 +146,12 @@ def generate_points(
                     vector = next(vectors)
                     if position >= config.count or kept >= config.max_points:
                         continue
-                    if dedup.offer(text, vector) is not None:
+                    verdict = dedup.offer(text, vector)
+                    if verdict is not None:
+                        # Which kept text it repeats is not known; the topic is worth telling apart.
+                        same = normalise(text) == normalise(config.topic)
+                        topic = same or float(vector @ topic_vector) >= config.dedup_threshold
+                        _count(rejected, "topic" if topic else f"duplicate_{verdict}")
                         continue
                     gen = provenance.gen(
                         template.provenance(),
@@ -145,3 +184,8 @@ def generate_points(
         parents = next_parents
         if not parents or kept >= config.max_points:
             break
+    if not kept:
+        # Every later stage needs points: an empty list is never a result.
+        raise NothingProduced(
+            STAGE, f"point for {config.topic!r}", f"{lists} list(s)", rejected, _hint(rejected, config)
+        )

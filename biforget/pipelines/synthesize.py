@@ -23,7 +23,7 @@ from biforget import console
 from biforget.config import SynthesizeConfig
 from biforget.console import Tracker
 from biforget.dedup import Deduplicator
-from biforget.errors import UsageError
+from biforget.errors import NothingProduced, UsageError
 from biforget.io.jsonl import RecordWriter
 from biforget.metrics.diversity import DiversityTracker, NoveltyTracker
 from biforget.models.base import Embedder, GenerationRequest, TextModel
@@ -316,6 +316,8 @@ def synthesize_samples(
         )
 
     rejected: dict[str, int] = {}
+    generated = 0
+    empty = False
     task = tracker.start("synthesize", total=config.max_samples, unit="samples")
     tracker.skip(task, state.diversity.count)
     step = wave_size(model)
@@ -339,6 +341,7 @@ def synthesize_samples(
                     for (_, unit), prompt, v in zip(wave, prompts, values, strict=True)
                 ]
             )
+            generated += len(wave)
             made: list[tuple[int, Record]] = []
             for (index, unit), prompt, texts in zip(wave, prompts, outputs, strict=True):
                 result = _make_sample(
@@ -366,11 +369,21 @@ def synthesize_samples(
                 if state.reason is not None:
                     return
         state.reason = "the plan ended (--rounds)"
+        if not state.diversity.count:
+            empty = True  # the error's line carries the counts the report would print
+            raise NothingProduced(
+                STAGE,
+                "sample accepted",
+                f"{generated} output(s) for {len(points)} point(s)",
+                dict(sorted(rejected.items())),
+                _hint(rejected, config),
+            )
     finally:
         if state.diversity.count:
             curve.write(state.row())
         curve.close()
-        _report(state, rejected)
+        if not empty:
+            _report(state, rejected)
 
 
 def _topic(point: Record, config: SynthesizeConfig) -> str:
@@ -423,6 +436,19 @@ def _make_sample(
         stage=STAGE,
         gen=gen,
         origin=origin,
+    )
+
+
+def _hint(rejected: dict[str, int], config: SynthesizeConfig) -> str:
+    """The setting most likely to let samples through, from the reason that rejected the most."""
+    reason = max(rejected, key=lambda r: rejected[r]) if rejected else "empty"
+    if reason.startswith("duplicate"):
+        return f"try a higher --dedup-threshold (now {config.dedup_threshold}) or more --temperatures"
+    if reason == "refusal":
+        return "try other --templates or higher --temperatures"
+    return (
+        f"try a larger --max-new-tokens (now {config.max_new_tokens}) or a smaller --min-words "
+        f"(now {config.min_words})"
     )
 
 
