@@ -144,7 +144,8 @@ def demo(session: nox.Session) -> None:
     session.log(f"Evaluation report: {report}; plots (PCA, t-SNE relevance map, convergence) in {plots}")
 
 
-# The loop's forget set: Stage I text about the demo's topic, small enough for a few minutes on 2 CPU cores.
+# The loop's forget set: Stage I with the default templates (QA and text records mixed, as a default run
+# writes them) on the demo's topic, small enough for a few minutes on 2 CPU cores.
 LOOP_SYNTHESIZE = (
     "--topic",
     "Harry Potter",
@@ -154,8 +155,6 @@ LOOP_SYNTHESIZE = (
     "1",
     "--max-points",
     "8",
-    "--templates",
-    "info/rewrite,info/summarise",
     "--temperatures",
     "0.8,1.0",
     "--samples",
@@ -164,8 +163,8 @@ LOOP_SYNTHESIZE = (
     "1",
     "--max-new-tokens",
     "96",
-    "--check-every",
-    "8",
+    "--max-samples",
+    "32",
     "--seed",
     "1",
 )
@@ -188,7 +187,10 @@ def loop(session: nox.Session) -> None:
         folder = os.path.join(out, method)
         session.run("biforget", "unlearn", "-i", forget_set, "--out", folder, "--method", method, "--force")
         models += ["--unlearned", folder]
-    session.log("audit: the set, our own notes on the domain (held out) and unrelated notes (retain)")
+    session.log(
+        "audit: the set, our own notes on the domain (held out), unrelated notes (retain) and invented facts "
+        "(non-members, for the membership leak)"
+    )
     report, plots = os.path.join(out, "audit.json"), os.path.join(out, "plots")
     with open(report, "w", encoding="utf-8") as handle:
         session.run(
@@ -201,6 +203,8 @@ def loop(session: nox.Session) -> None:
             os.path.join("examples", "wizarding-notes.txt"),
             "--retain",
             os.path.join("examples", "unrelated-notes.txt"),
+            "--nonmember",
+            os.path.join("examples", "facts.jsonl"),
             "--plots",
             plots,
             stdout=handle,
