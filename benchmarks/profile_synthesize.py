@@ -115,7 +115,6 @@ def main() -> None:
         count=args.count,
         depth=args.depth,
         max_points=args.max_points,
-        max_new_tokens=SeedsConfig.max_new_tokens,
         seed=args.seed,
     )
     config = SynthesizeConfig(
