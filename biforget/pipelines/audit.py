@@ -356,6 +356,15 @@ def build_report(
         notes.append("no --heldout set: transfer and selectivity are null")
     if "retain" not in before:
         notes.append("no --retain set: damage and selectivity are null")
+    heldout_nll = before.get("heldout", {}).get("nll")
+    retain_nll = before.get("retain", {}).get("nll")
+    if heldout_nll is not None and retain_nll is not None and heldout_nll >= retain_nll:
+        # Transfer asks whether forgetting reached what the model knows of the domain; on text it knows
+        # no better than unrelated text there is nothing known to reach.
+        notes.append(
+            f"--heldout is not better known than --retain under the target (NLL {heldout_nll:.3f} vs "
+            f"{retain_nll:.3f}): transfer on it says little; hold out text the target knows about the domain"
+        )
     for s in sets:
         if 0 < s.qa < len(s):
             notes.append(
