@@ -3,14 +3,13 @@ set a default `synthesize` run writes from the default model's recorded outputs.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.default_set import POINTS, RECORDED, Replay
+from tests.default_set import RECORDED, Replay, write_points
 from tests.scripted import HashEmbedder, ScriptedModel
 
 REPO = Path(__file__).resolve().parent.parent
@@ -94,27 +93,8 @@ def default_set(
     """`biforget synthesize -i points.jsonl --topic "Harry Potter" --samples 1 --rounds 1 -o hp.jsonl`,
     default templates and temperatures, on the recorded outputs."""
     from biforget import cli
-    from biforget.records import make_record
 
-    points = tmp_path / "points.jsonl"
-    points.write_text(
-        "".join(
-            json.dumps(
-                make_record(
-                    kind="point",
-                    text=name,
-                    topic="Harry Potter",
-                    parent=None,
-                    stage="seeds",
-                    gen={},
-                    origin={"position": name},
-                )
-            )
-            + "\n"
-            for name in POINTS
-        ),
-        encoding="utf-8",
-    )
+    points = write_points(tmp_path / "points.jsonl")
     model = Replay()
     use_model(model)
     path = tmp_path / "hp.jsonl"

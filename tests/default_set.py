@@ -14,11 +14,13 @@ default run's does.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from biforget.models.base import GenerationRequest
 from biforget.parse import clean_output
+from biforget.records import make_record
 from tests.scripted import ScriptedModel
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -70,3 +72,21 @@ class Replay(ScriptedModel):
     def _recorded(request: GenerationRequest, draw: int) -> str:
         outputs = RECORDED.get((request.prompt, request.temperature, request.reply_start), [])
         return outputs[draw] if draw < len(outputs) else ""
+
+
+def write_points(path: Path, names: Sequence[str] = POINTS, topic: str = "Harry Potter") -> Path:
+    """`point` records of `names` as `biforget seeds` writes them, one JSON line each."""
+    records = [
+        make_record(
+            kind="point",
+            text=name,
+            topic=topic,
+            parent=None,
+            stage="seeds",
+            gen={},
+            origin={"position": name},
+        )
+        for name in names
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path

@@ -25,7 +25,7 @@ pytest.importorskip("vllm")
 from biforget.config import ModelOptions
 from biforget.metrics.mink import mink
 from biforget.models import Capability, GenerationRequest, load_text_model
-from biforget.records import make_record
+from tests import default_set
 from tests.loopback import FailingProxy
 
 pytestmark = pytest.mark.vllm
@@ -191,20 +191,7 @@ def stdout_records(done: subprocess.CompletedProcess[str]) -> list[dict[str, Any
 
 
 def write_points(path: Path) -> Path:
-    records = [
-        make_record(
-            kind="point",
-            text=p,
-            topic="Harry Potter",
-            parent=None,
-            stage="seeds",
-            gen={},
-            origin={"position": p},
-        )
-        for p in POINTS
-    ]
-    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    return path
+    return default_set.write_points(path, POINTS)
 
 
 def engine_cli_args() -> list[str]:
